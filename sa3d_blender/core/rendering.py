@@ -1,0 +1,108 @@
+"""Volume rendering of a VoxelField: march rays through the box, skip unoccupied space, composite colour, depth, opacity.
+
+Samples live in flat arrays ordered by ray, so transmittance is a segmented cumulative sum of log(1 - alpha) and the
+cost scales with the occupied samples, not with rays x steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .voxel_field import VoxelField
+
+WEIGHT_EPS = 1e-4  # samples contributing less than this to a pixel get no colour lookup (DVGO's fast_color_thres idea)
+
+
+@dataclass
+class RaySamples:
+    """The samples that contribute to the rendered rays: what SA3D reuses as frozen rendering weights."""
+
+    ray_id: torch.Tensor  # [M] long
+    t: torch.Tensor  # [M] distance along the ray
+    index: torch.Tensor  # [M, 8] corner vertex indices
+    corner_weights: torch.Tensor  # [M, 8] trilinear weights
+    weights: torch.Tensor  # [M] volume-rendering weights
+
+
+def ray_box_intersection(origins: torch.Tensor, dirs: torch.Tensor, bbox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    safe = torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
+    t_a = (bbox[0] - origins) / safe
+    t_b = (bbox[1] - origins) / safe
+    t_near = torch.minimum(t_a, t_b).amax(-1).clamp_min(0)
+    t_far = torch.maximum(t_a, t_b).amin(-1)
+    return t_near, t_far
+
+
+def _occupied_samples(field: VoxelField, origins, dirs, jitter: bool):
+    t_near, t_far = ray_box_intersection(origins, dirs, field.bbox)
+    step = field.step_size
+    extent = (field.bbox[1] - field.bbox[0]).norm().item()
+    n_steps = int(np.ceil(extent / step)) + 1
+    offset = torch.rand_like(t_near) if jitter else torch.full_like(t_near, 0.5)
+    t = t_near[:, None] + (torch.arange(n_steps, device=origins.device, dtype=origins.dtype)[None] + offset[:, None]) * step
+    valid = t < t_far[:, None]
+    # only look up occupancy where the ray is inside the box; sample order stays (ray, step)
+    ray_id, step_id = torch.nonzero(valid, as_tuple=True)
+    t_sel = t[ray_id, step_id]
+    pts = origins[ray_id] + dirs[ray_id] * t_sel[:, None]
+    keep = field.occupancy[field.nearest_vertex(pts)]
+    return ray_id[keep], t_sel[keep], pts[keep]
+
+
+def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Transmittance before each sample [M] and after the last sample of every ray [R]."""
+    log_pass = torch.log1p(-alpha.clamp(max=1 - 1e-7)).double()
+    inclusive = torch.cumsum(log_pass, 0)
+    exclusive = inclusive - log_pass
+    counts = torch.bincount(ray_id, minlength=n_rays)
+    starts = torch.cumsum(counts, 0) - counts
+    has = counts > 0
+    base = torch.zeros(n_rays, dtype=torch.float64, device=alpha.device)
+    base[has] = exclusive[starts[has]]
+    trans = torch.exp(exclusive - base[ray_id]).float()
+    last = torch.zeros(n_rays, dtype=torch.float64, device=alpha.device)
+    last[has] = inclusive[(starts + counts - 1)[has]]
+    final = torch.where(has, torch.exp(last - base), torch.ones_like(base)).float()
+    return trans, final
+
+
+def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *, jitter: bool = False,
+                keep_samples: bool = False) -> dict:
+    """Render rays with unit `dirs`: rgb [R,3], depth [R] (expected, where opaque), acc [R] (opacity), and optionally the samples."""
+    n_rays = origins.shape[0]
+    ray_id, t, pts = _occupied_samples(field, origins, dirs, jitter)
+    index, corner_w = field.lookup(pts)
+    alpha = field.alpha(index, corner_w, field.step_size)
+    trans, final_trans = _segment_transmittance(alpha, ray_id, n_rays)
+    weights = alpha * trans
+    contributes = weights.detach() > WEIGHT_EPS
+    c_ray, c_w = ray_id[contributes], weights[contributes]
+    colors = field.rgb(index[contributes], corner_w[contributes], dirs[c_ray])
+    rgb = torch.zeros(n_rays, 3, device=origins.device).index_add(0, c_ray, c_w[:, None] * colors)
+    rgb = rgb + final_trans[:, None] * field.background_rgb()
+    acc = 1 - final_trans
+    depth_sum = torch.zeros(n_rays, device=origins.device).index_add(0, ray_id, weights * t)
+    out = {"rgb": rgb, "acc": acc, "depth": depth_sum / acc.clamp_min(1e-6), "point_colors": colors,
+           "point_weights": c_w, "point_ray": c_ray}
+    if keep_samples:
+        out["samples"] = RaySamples(c_ray, t[contributes], index[contributes], corner_w[contributes], c_w.detach())
+    return out
+
+
+@torch.no_grad()
+def render_image(field: VoxelField, origins: np.ndarray, dirs: np.ndarray, height: int, width: int, chunk: int = 8192,
+                 device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Render one camera's rays (row-major) into rgb [H,W,3], depth [H,W], acc [H,W] numpy images."""
+    rgb, depth, acc = [], [], []
+    for s in range(0, origins.shape[0], chunk):
+        o = torch.as_tensor(origins[s:s + chunk], device=device)
+        d = torch.as_tensor(dirs[s:s + chunk], device=device)
+        out = render_rays(field, o, d)
+        rgb.append(out["rgb"].clamp(0, 1).cpu())
+        depth.append(out["depth"].cpu())
+        acc.append(out["acc"].cpu())
+    return {"rgb": torch.cat(rgb).reshape(height, width, 3).numpy(), "depth": torch.cat(depth).reshape(height, width).numpy(),
+            "acc": torch.cat(acc).reshape(height, width).numpy()}

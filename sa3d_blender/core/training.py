@@ -1,0 +1,148 @@
+"""Fit a VoxelField to a dataset's training views within a time (or iteration) budget, coarse to fine."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field as dc_field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .metrics import psnr
+from .rendering import render_image, render_rays
+from .voxel_field import FieldConfig, VoxelField, grid_shape_for
+
+log = logging.getLogger(__name__)
+
+# progress(fraction_done, loss, train_psnr); raise errors.Cancelled inside it to stop
+ProgressFn = Callable[[float, float, float], None]
+
+
+@dataclass
+class TrainSettings:
+    seconds: float = 240.0  # wall-clock budget; the schedule (growth, learning rate) follows elapsed time
+    iterations: int | None = None  # when set, a fixed iteration count replaces the time budget (reproducible runs)
+    batch_rays: int = 4096
+    num_voxels_start: int = 64**3
+    num_voxels_end: int = 160**3
+    growth_at: tuple[float, ...] = (0.15, 0.35)  # fractions of the budget where the grid grows towards num_voxels_end
+    lr: float = 0.1
+    lr_final_ratio: float = 0.1
+    occupancy_warmup: int = 40  # iterations on the coarse grid before empty space is first pruned
+    occupancy_every: int = 25  # iterations between occupancy updates after that
+    seed: int = 0
+    field: FieldConfig = dc_field(default_factory=FieldConfig)
+
+
+@dataclass
+class RayBank:
+    """Every training pixel as a ray with its colour, on the training device."""
+
+    origins: torch.Tensor
+    dirs: torch.Tensor
+    colors: torch.Tensor
+
+    @classmethod
+    def from_dataset(cls, dataset, indices, device) -> "RayBank":
+        origins, dirs, colors = [], [], []
+        for i in indices:
+            o, d = dataset.cameras.pixel_rays(int(i))
+            origins.append(o)
+            dirs.append(d)
+            colors.append(dataset.load_image(int(i)).reshape(-1, 3))
+        to = lambda parts: torch.as_tensor(np.concatenate(parts), dtype=torch.float32, device=device)
+        return cls(to(origins), to(dirs), to(colors))
+
+    def __len__(self) -> int:
+        return self.origins.shape[0]
+
+
+def _growth_shapes(bbox: np.ndarray, settings: TrainSettings) -> list[tuple[int, int, int]]:
+    n = len(settings.growth_at)
+    ratios = [(settings.num_voxels_end / settings.num_voxels_start) ** (k / max(n, 1)) for k in range(n + 1)]
+    return [grid_shape_for(bbox, int(settings.num_voxels_start * r)) for r in ratios]
+
+
+def _occupancy_threshold(settings: TrainSettings, frac: float) -> float:
+    """Pruning threshold, raised geometrically from alpha_init to occupancy_alpha over the first half of the budget.
+
+    Early on only free space that training pushed *below* its initial opacity can be called empty: surfaces have not
+    yet grown above the final threshold, and pruning them would starve them of samples for good.
+    """
+    lo, hi = settings.field.alpha_init, settings.field.occupancy_alpha
+    ramp = min(1.0, frac / 0.5)
+    return lo * (hi / lo) ** ramp
+
+
+def _optimizer(field: VoxelField, lr: float) -> torch.optim.Optimizer:
+    fused = field.density.device.type in ("cpu", "cuda")
+    # per-voxel gradients are ~1e-8 early on (mean loss, tiny weights): the default eps would swallow them
+    return torch.optim.Adam([field.density, field.color, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
+
+
+def train_field(dataset, settings: TrainSettings, device: torch.device | str = "cpu",
+                progress: ProgressFn | None = None) -> tuple[VoxelField, dict]:
+    """Train a field on `dataset.train`; returns the field and a summary (iterations, seconds, final occupancy, train PSNR)."""
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+    bank = RayBank.from_dataset(dataset, dataset.train, device)
+    shapes = _growth_shapes(dataset.bbox, settings)
+    field = VoxelField(dataset.bbox, shapes[0], settings.field).to(device)
+    optim = _optimizer(field, settings.lr)
+    stage, it, next_occupancy = 0, 0, settings.occupancy_warmup
+    start = time.perf_counter()
+    losses: list[float] = []
+
+    def fraction_done() -> float:
+        if settings.iterations is not None:
+            return it / settings.iterations
+        return (time.perf_counter() - start) / settings.seconds
+
+    while (frac := fraction_done()) < 1.0:
+        # growing before the first pruning would multiply the cost of marching through still-unpruned space
+        if stage + 1 < len(shapes) and frac >= settings.growth_at[stage] and it > settings.occupancy_warmup:
+            stage += 1
+            field.resize(shapes[stage])
+            optim = _optimizer(field, settings.lr)
+            log.info("grid grown to %s at iteration %d", shapes[stage], it)
+        lr = settings.lr * settings.lr_final_ratio ** frac
+        for group in optim.param_groups:
+            group["lr"] = lr
+        if it >= next_occupancy:
+            occupied = field.update_occupancy(_occupancy_threshold(settings, frac))
+            next_occupancy = it + settings.occupancy_every
+            log.debug("iteration %d: %.1f %% of the grid occupied", it, 100 * occupied)
+
+        pick = torch.randint(0, len(bank), (settings.batch_rays,), generator=gen).to(device)
+        out = render_rays(field, bank.origins[pick], bank.dirs[pick], jitter=True)
+        loss = torch.mean((out["rgb"] - bank.colors[pick]) ** 2)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        it += 1
+        losses.append(float(loss.detach()))
+        if progress is not None and (it % 10 == 0):
+            recent = float(np.mean(losses[-10:]))
+            progress(min(fraction_done(), 1.0), recent, -10 * math.log10(max(recent, 1e-10)))
+
+    field.update_occupancy(_occupancy_threshold(settings, 1.0))
+    recent = float(np.mean(losses[-50:])) if losses else float("nan")
+    summary = {"iterations": it, "train_seconds": time.perf_counter() - start, "grid_shape": list(field.shape),
+               "occupied_fraction": float(field.occupancy.float().mean()),
+               "train_psnr": -10 * math.log10(max(recent, 1e-10))}
+    return field, summary
+
+
+def evaluate_views(field: VoxelField, dataset, indices, device="cpu") -> dict:
+    """PSNR of the field's renders against the dataset's images at `indices` (per view and mean)."""
+    per_view = {}
+    for i in indices:
+        o, d = dataset.cameras.pixel_rays(int(i))
+        h, w = int(dataset.cameras.height[i]), int(dataset.cameras.width[i])
+        rendered = render_image(field, o, d, h, w, device=device)
+        per_view[dataset.cameras.names[int(i)]] = psnr(rendered["rgb"], dataset.load_image(int(i)))
+    values = list(per_view.values())
+    return {"psnr": float(np.mean(values)) if values else float("nan"), "per_view_psnr": per_view}

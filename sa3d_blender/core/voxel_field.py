@@ -1,0 +1,140 @@
+"""Voxel radiance field: a density grid and a colour grid over the scene box, with an occupancy grid for empty-space skipping.
+
+Grids store values at vertices: index (i, j, k) sits at `bbox[0] + (i, j, k) / (shape - 1) * (bbox[1] - bbox[0])`.
+Tables are channels-last [X*Y*Z, C] so a lookup is 8 gathers (see trilinear.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .trilinear import corner_indices, gather
+
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+
+
+@dataclass
+class FieldConfig:
+    sh_degree: int = 0  # 0: diffuse colour; 1: first-order view dependence (4 coefficients per channel)
+    alpha_init: float = 1e-4  # opacity of one base-voxel step at start: low, so free space is pruned early
+    step_ratio: float = 0.5  # ray-marching step, in voxels
+    occupancy_alpha: float = 1e-3  # a vertex whose one-step opacity is below this is empty space (once training settled)
+
+    @property
+    def sh_coefficients(self) -> int:
+        return (self.sh_degree + 1) ** 2
+
+
+def grid_shape_for(bbox: np.ndarray, num_voxels: int) -> tuple[int, int, int]:
+    """Vertex counts along x, y, z that give cubic voxels and about `num_voxels` in the box."""
+    extent = np.asarray(bbox[1], dtype=np.float64) - np.asarray(bbox[0], dtype=np.float64)
+    voxel = (np.prod(extent) / num_voxels) ** (1.0 / 3.0)
+    return tuple(int(max(2, round(e / voxel) + 1)) for e in extent)
+
+
+class VoxelField(torch.nn.Module):
+    def __init__(self, bbox: np.ndarray, shape: tuple[int, int, int], config: FieldConfig, base_voxel_size: float | None = None):
+        super().__init__()
+        self.config = config
+        self.register_buffer("bbox", torch.as_tensor(np.asarray(bbox), dtype=torch.float32).clone())
+        self.shape = tuple(int(s) for s in shape)
+        # density is parameterised per *base* voxel so that growing the grid does not change the opacity it encodes
+        self.base_voxel_size = float(base_voxel_size if base_voxel_size is not None else self.voxel_size)
+        n = int(np.prod(self.shape))
+        self.density = torch.nn.Parameter(torch.zeros(n, 1))
+        self.color = torch.nn.Parameter(torch.zeros(n, 3 * config.sh_coefficients))
+        self.background = torch.nn.Parameter(torch.zeros(3))
+        self.register_buffer("occupancy", torch.ones(n, dtype=torch.bool))
+        step_base = config.step_ratio * self.voxel_size / self.base_voxel_size
+        # softplus(shift) * step = -log(1 - alpha_init): an untouched vertex has opacity alpha_init per step
+        self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / step_base))
+
+    # --- geometry -------------------------------------------------------------------------------------------------
+    @property
+    def voxel_size(self) -> float:
+        extent = (self.bbox[1] - self.bbox[0]).cpu().numpy()
+        return float(np.mean(extent / (np.asarray(self.shape) - 1)))
+
+    @property
+    def step_size(self) -> float:
+        """Ray-marching step in world units."""
+        return self.config.step_ratio * self.voxel_size
+
+    def grid_coords(self, points: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.bbox[0], self.bbox[1]
+        size = torch.tensor(self.shape, dtype=points.dtype, device=points.device) - 1
+        return (points - lo) / (hi - lo) * size
+
+    def inside(self, points: torch.Tensor) -> torch.Tensor:
+        return ((points >= self.bbox[0]) & (points <= self.bbox[1])).all(-1)
+
+    def nearest_vertex(self, points: torch.Tensor) -> torch.Tensor:
+        g = self.grid_coords(points).round().long()
+        size = torch.tensor(self.shape, device=points.device)
+        g = torch.minimum(g.clamp_min(0), size - 1)
+        return (g[..., 0] * self.shape[1] + g[..., 1]) * self.shape[2] + g[..., 2]
+
+    def vertex_positions(self) -> torch.Tensor:
+        axes = [torch.linspace(float(self.bbox[0, d]), float(self.bbox[1, d]), self.shape[d], device=self.bbox.device) for d in range(3)]
+        return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+    # --- field values -----------------------------------------------------------------------------------------------
+    def lookup(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return corner_indices(self.grid_coords(points), self.shape)
+
+    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
+        """Opacity [N] of a ray segment of length `step` (world units) at the looked-up points."""
+        raw = gather(self.density, index, weights)[:, 0]
+        sigma = F.softplus(raw + self.density_shift)
+        return -torch.expm1(-sigma * (step / self.base_voxel_size))
+
+    def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        coeffs = gather(self.color, index, weights).view(-1, 3, self.config.sh_coefficients)
+        logits = coeffs[..., 0] * SH_C0
+        if self.config.sh_degree >= 1:
+            x, y, z = viewdirs[:, 0:1], viewdirs[:, 1:2], viewdirs[:, 2:3]
+            logits = logits + SH_C1 * (-y * coeffs[..., 1] + z * coeffs[..., 2] - x * coeffs[..., 3])
+        return torch.sigmoid(logits)
+
+    def background_rgb(self) -> torch.Tensor:
+        return torch.sigmoid(self.background)
+
+    def vertex_alpha(self) -> torch.Tensor:
+        """One-step opacity at every vertex [X*Y*Z] (no interpolation)."""
+        sigma = F.softplus(self.density[:, 0] + self.density_shift)
+        return -torch.expm1(-sigma * (self.step_size / self.base_voxel_size))
+
+    # --- maintenance --------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def update_occupancy(self, threshold: float | None = None) -> float:
+        """Mark vertices whose neighbourhood holds matter (one-step opacity above `threshold`); returns the occupied fraction."""
+        threshold = self.config.occupancy_alpha if threshold is None else threshold
+        solid = (self.vertex_alpha() > threshold).float().view(1, 1, *self.shape)
+        # a sample interpolates its 8 surrounding vertices: dilate so that no sample next to matter is skipped
+        dilated = F.max_pool3d(solid, kernel_size=3, stride=1, padding=1)
+        self.occupancy.copy_(dilated.view(-1) > 0)
+        return float(self.occupancy.float().mean())
+
+    @torch.no_grad()
+    def resize(self, shape: tuple[int, int, int]) -> None:
+        """Grow (or shrink) the grids to `shape` by trilinear resampling; the optimiser must be rebuilt afterwards."""
+        def resample(table: torch.Tensor) -> torch.Tensor:
+            grid = table.t().reshape(1, table.shape[1], *self.shape)
+            out = F.interpolate(grid, size=shape, mode="trilinear", align_corners=True)
+            return out.reshape(table.shape[1], -1).t().contiguous()
+
+        occ = F.interpolate(self.occupancy.float().view(1, 1, *self.shape), size=shape, mode="trilinear", align_corners=True)
+        self.density = torch.nn.Parameter(resample(self.density.data))
+        self.color = torch.nn.Parameter(resample(self.color.data))
+        self.occupancy = (occ.view(-1) > 0).to(self.bbox.device)
+        self.shape = tuple(int(s) for s in shape)
+
+    def describe(self) -> dict:
+        return {"shape": list(self.shape), "voxel_size": self.voxel_size, "config": asdict(self.config),
+                "occupied_fraction": float(self.occupancy.float().mean())}
