@@ -1,0 +1,70 @@
+"""Shared fixtures: generated scenes, rendered once per generator version and cached across test runs.
+
+Scenes are rendered by `python -m sa3d_blender make-scene` in a subprocess, so bpy never shares a process with torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR_SOURCES = sorted((REPO / "sa3d_blender" / "blender").glob("scene_*.py")) + [
+    REPO / "sa3d_blender" / "cli" / "make_scene.py"
+]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SA3D_CACHE", Path.home() / ".cache" / "sa3d_blender"))
+
+
+def generator_hash() -> str:
+    """Changes whenever the generator's source changes, so stale cached scenes are never reused."""
+    digest = hashlib.sha256()
+    for path in GENERATOR_SOURCES:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_make_scene(out: Path, *options: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the make-scene command in a fresh interpreter; returns the finished process (not checked)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    return subprocess.run(
+        [sys.executable, "-m", "sa3d_blender", "make-scene", str(out), *options, "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cached_scene(preset: str, seed: int = 0) -> Path:
+    """The scene of `preset`/`seed` for the current generator source, rendered on first use."""
+    scenes = cache_root() / "scenes"
+    scenes.mkdir(parents=True, exist_ok=True)
+    scene = scenes / f"{preset}-{seed}-{generator_hash()}"
+    with open(scenes / f".{scene.name}.lock", "w") as lock:
+        # another pytest process may be rendering the same scene: wait for it instead of rendering twice
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (scene / "transforms.json").is_file():
+            result = run_make_scene(scene, "--preset", preset, "--seed", str(seed), "--overwrite")
+            if result.returncode != 0:
+                raise RuntimeError(f"make-scene {preset} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return scene
+
+
+@pytest.fixture(scope="session")
+def tiny_scene() -> Path:
+    return cached_scene("tiny")
+
+
+@pytest.fixture(scope="session")
+def demo_scene() -> Path:
+    return cached_scene("demo")
