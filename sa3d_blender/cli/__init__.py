@@ -18,6 +18,8 @@ from ..core.errors import SA3DError
 # command name -> module in this package; each module's docstring is its --help text
 COMMANDS = {
     "make-scene": "make_scene",
+    "train": "train",
+    "render": "render",
 }
 
 

@@ -31,8 +31,10 @@ class TrainSettings:
     growth_at: tuple[float, ...] = (0.15, 0.35)  # fractions of the budget where the grid grows towards num_voxels_end
     lr: float = 0.1
     lr_final_ratio: float = 0.1
-    occupancy_warmup: int = 40  # iterations on the coarse grid before empty space is first pruned
-    occupancy_every: int = 25  # iterations between occupancy updates after that
+    occupancy_warmup: int = 30  # iterations on the coarse grid before empty space is first pruned
+    occupancy_ramp: int = 300  # iteration by which the pruning threshold reaches its final value
+    occupancy_every: int = 25  # iterations between occupancy updates
+    min_stage_iterations: int = 100  # a grid stage lasts at least this long, however slow the machine
     seed: int = 0
     field: FieldConfig = dc_field(default_factory=FieldConfig)
 
@@ -66,14 +68,16 @@ def _growth_shapes(bbox: np.ndarray, settings: TrainSettings) -> list[tuple[int,
     return [grid_shape_for(bbox, int(settings.num_voxels_start * r)) for r in ratios]
 
 
-def _occupancy_threshold(settings: TrainSettings, frac: float) -> float:
-    """Pruning threshold, raised geometrically from alpha_init to occupancy_alpha over the first half of the budget.
+def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
+    """Pruning threshold, raised geometrically from alpha_init to occupancy_alpha as iterations go by.
 
     Early on only free space that training pushed *below* its initial opacity can be called empty: surfaces have not
-    yet grown above the final threshold, and pruning them would starve them of samples for good.
+    yet grown above the final threshold, and pruning them would starve them of samples for good. Counted in
+    iterations, not seconds, so that a busy machine cannot make it prune before the surfaces have formed.
     """
     lo, hi = settings.field.alpha_init, settings.field.occupancy_alpha
-    ramp = min(1.0, frac / 0.5)
+    span = max(1, settings.occupancy_ramp - settings.occupancy_warmup)
+    ramp = min(1.0, max(0.0, (iteration - settings.occupancy_warmup) / span))
     return lo * (hi / lo) ** ramp
 
 
@@ -103,7 +107,8 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
 
     while (frac := fraction_done()) < 1.0:
         # growing before the first pruning would multiply the cost of marching through still-unpruned space
-        if stage + 1 < len(shapes) and frac >= settings.growth_at[stage] and it > settings.occupancy_warmup:
+        if (stage + 1 < len(shapes) and frac >= settings.growth_at[stage]
+                and it >= max(settings.occupancy_warmup, (stage + 1) * settings.min_stage_iterations)):
             stage += 1
             field.resize(shapes[stage])
             optim = _optimizer(field, settings.lr)
@@ -112,7 +117,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
         for group in optim.param_groups:
             group["lr"] = lr
         if it >= next_occupancy:
-            occupied = field.update_occupancy(_occupancy_threshold(settings, frac))
+            occupied = field.update_occupancy(_occupancy_threshold(settings, it))
             next_occupancy = it + settings.occupancy_every
             log.debug("iteration %d: %.1f %% of the grid occupied", it, 100 * occupied)
 
@@ -128,7 +133,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
             recent = float(np.mean(losses[-10:]))
             progress(min(fraction_done(), 1.0), recent, -10 * math.log10(max(recent, 1e-10)))
 
-    field.update_occupancy(_occupancy_threshold(settings, 1.0))
+    field.update_occupancy(_occupancy_threshold(settings, it))
     recent = float(np.mean(losses[-50:])) if losses else float("nan")
     summary = {"iterations": it, "train_seconds": time.perf_counter() - start, "grid_shape": list(field.shape),
                "occupied_fraction": float(field.occupancy.float().mean()),

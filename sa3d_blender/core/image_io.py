@@ -1,0 +1,29 @@
+"""Writing images the CLI and the evaluation produce (PNG via Pillow, atomic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] (or uint8 already) to uint8."""
+    if image.dtype == np.uint8:
+        return image
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write an [H,W], [H,W,3] or [H,W,4] image (float in [0,1] or uint8) without leaving a partial file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        Image.fromarray(to_uint8(np.asarray(image))).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
