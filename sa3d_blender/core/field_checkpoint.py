@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,8 +27,7 @@ def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dic
         "shape": list(field.shape),
         "base_voxel_size": field.base_voxel_size,
         "bbox": field.bbox.cpu(),
-        "density": field.density.detach().cpu(),
-        "color": field.color.detach().cpu(),
+        "grid": field.grid.detach().cpu(),
         "background": field.background.detach().cpu(),
         "occupancy": field.occupancy.cpu(),
         "cameras": {
@@ -56,10 +54,9 @@ def load_field(path: str | Path, device: torch.device | str = "cpu") -> tuple[Vo
     try:
         # tensors and plain types only: a checkpoint from elsewhere cannot run code when loaded
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(path, f"not a readable field checkpoint (truncated or damaged?): {exc}") from None
-    except Exception as exc:  # pickle errors come in many types; all mean the same to the user
-        raise CheckpointError(path, f"not a field checkpoint: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # zip, pickle and I/O errors come in many types; all mean the same to the user
+        raise CheckpointError(path, "not a readable field checkpoint (truncated, damaged or another kind of file): "
+                                    f"{type(exc).__name__}: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(path, "not an sa3d_blender field checkpoint (no 'format' marker)")
     if payload.get("version") != VERSION:
@@ -69,10 +66,9 @@ def load_field(path: str | Path, device: torch.device | str = "cpu") -> tuple[Vo
         field = VoxelField(payload["bbox"].numpy(), tuple(payload["shape"]), FieldConfig(**payload["config"]),
                            base_voxel_size=payload["base_voxel_size"])
         with torch.no_grad():
-            field.density.copy_(payload["density"])
-            field.color.copy_(payload["color"])
+            field.grid.copy_(payload["grid"])
             field.background.copy_(payload["background"])
-            field.occupancy.copy_(payload["occupancy"])
+        field.set_occupancy(payload["occupancy"])
         cams = payload["cameras"]
         arrays = {k: cams[k].numpy() for k in ("c2w", "fx", "fy", "cx", "cy", "width", "height")}
         cameras = Cameras(**arrays, names=cams["names"], image_paths=cams["image_paths"])

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .voxel_field import VoxelField
+from .trilinear import corner_indices
+from .voxel_field import COARSE_CELL, VoxelField
 
 WEIGHT_EPS = 1e-4  # samples contributing less than this to a pixel get no colour lookup (DVGO's fast_color_thres idea)
 
@@ -37,19 +38,33 @@ def ray_box_intersection(origins: torch.Tensor, dirs: torch.Tensor, bbox: torch.
 
 
 def _occupied_samples(field: VoxelField, origins, dirs, jitter: bool):
+    """Ray id, distance and grid coordinates of every sample in occupied space, ordered by (ray, distance).
+
+    Marching goes in two strides: groups of COARSE_CELL fine steps are tested against the coarse occupancy grid
+    first, and only the surviving groups are expanded into fine steps and tested against the fine grid. Positions are
+    computed in grid coordinates (one affine map per ray, not per sample).
+    """
     t_near, t_far = ray_box_intersection(origins, dirs, field.bbox)
     step = field.step_size
-    extent = (field.bbox[1] - field.bbox[0]).norm().item()
-    n_steps = int(np.ceil(extent / step)) + 1
-    offset = torch.rand_like(t_near) if jitter else torch.full_like(t_near, 0.5)
-    t = t_near[:, None] + (torch.arange(n_steps, device=origins.device, dtype=origins.dtype)[None] + offset[:, None]) * step
-    valid = t < t_far[:, None]
-    # only look up occupancy where the ray is inside the box; sample order stays (ray, step)
-    ray_id, step_id = torch.nonzero(valid, as_tuple=True)
-    t_sel = t[ray_id, step_id]
-    pts = origins[ray_id] + dirs[ray_id] * t_sel[:, None]
-    keep = field.occupancy[field.nearest_vertex(pts)]
-    return ray_id[keep], t_sel[keep], pts[keep]
+    group = COARSE_CELL
+    offset, scale = field.grid_transform()
+    o_grid, d_grid = (origins - offset) * scale, dirs * scale
+    n_groups = torch.ceil((t_far - t_near).clamp_min(0) / (group * step)).long()
+    ray_g = torch.repeat_interleave(torch.arange(len(origins), device=origins.device), n_groups)
+    first = torch.cumsum(n_groups, 0) - n_groups
+    k = torch.arange(len(ray_g), device=origins.device) - first[ray_g]
+    jitter_t = torch.rand_like(t_near) if jitter else torch.full_like(t_near, 0.5)
+    t_group = t_near[ray_g] + (k * group + jitter_t[ray_g]) * step
+    d_g = d_grid[ray_g]
+    start = o_grid[ray_g] + d_g * t_group[:, None]
+    keep = torch.nonzero(field.coarse_occupancy[field.coarse_index(start + d_g * (0.5 * (group - 1) * step))]).squeeze(1)
+    ray_g, t_group, start, d_step = ray_g[keep], t_group[keep], start[keep], d_g[keep] * step
+    steps = torch.arange(group, device=origins.device, dtype=origins.dtype)
+    t = (t_group[:, None] + steps * step).reshape(-1)
+    grid = (start[:, None, :] + d_step[:, None, :] * steps[None, :, None]).reshape(-1, 3)
+    ray_id = ray_g.repeat_interleave(group)
+    keep = torch.nonzero((t < t_far[ray_id]) & field.occupancy[field.nearest_index(grid)]).squeeze(1)
+    return ray_id[keep], t[keep], grid[keep]
 
 
 def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,14 +88,15 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
                 keep_samples: bool = False) -> dict:
     """Render rays with unit `dirs`: rgb [R,3], depth [R] (expected, where opaque), acc [R] (opacity), and optionally the samples."""
     n_rays = origins.shape[0]
-    ray_id, t, pts = _occupied_samples(field, origins, dirs, jitter)
-    index, corner_w = field.lookup(pts)
-    alpha = field.alpha(index, corner_w, field.step_size)
+    ray_id, t, grid = _occupied_samples(field, origins, dirs, jitter)
+    index, corner_w = corner_indices(grid, field.shape)
+    raw = field.query(index, corner_w)
+    alpha = field.alpha_from_raw(raw[:, 0], field.step_size)
     trans, final_trans = _segment_transmittance(alpha, ray_id, n_rays)
     weights = alpha * trans
-    contributes = weights.detach() > WEIGHT_EPS
+    contributes = torch.nonzero(weights.detach() > WEIGHT_EPS).squeeze(1)
     c_ray, c_w = ray_id[contributes], weights[contributes]
-    colors = field.rgb(index[contributes], corner_w[contributes], dirs[c_ray])
+    colors = field.rgb_from_raw(raw[contributes, 1:], dirs[c_ray])
     rgb = torch.zeros(n_rays, 3, device=origins.device).index_add(0, c_ray, c_w[:, None] * colors)
     rgb = rgb + final_trans[:, None] * field.background_rgb()
     acc = 1 - final_trans

@@ -30,6 +30,7 @@ class TrainSettings:
     num_voxels_end: int = 160**3
     growth_at: tuple[float, ...] = (0.15, 0.35)  # fractions of the budget where the grid grows towards num_voxels_end
     lr: float = 0.1
+    opacity_entropy: float = 0.0  # weight of a loss pushing each ray's opacity to 0 or 1 (DVGO's background entropy)
     lr_final_ratio: float = 0.1
     occupancy_warmup: int = 30  # iterations on the coarse grid before empty space is first pruned
     occupancy_ramp: int = 300  # iteration by which the pruning threshold reaches its final value
@@ -84,7 +85,7 @@ def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
 def _optimizer(field: VoxelField, lr: float) -> torch.optim.Optimizer:
     fused = field.density.device.type in ("cpu", "cuda")
     # per-voxel gradients are ~1e-8 early on (mean loss, tiny weights): the default eps would swallow them
-    return torch.optim.Adam([field.density, field.color, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
+    return torch.optim.Adam([field.grid, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
 
 
 def train_field(dataset, settings: TrainSettings, device: torch.device | str = "cpu",
@@ -124,6 +125,9 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
         pick = torch.randint(0, len(bank), (settings.batch_rays,), generator=gen).to(device)
         out = render_rays(field, bank.origins[pick], bank.dirs[pick], jitter=True)
         loss = torch.mean((out["rgb"] - bank.colors[pick]) ** 2)
+        if settings.opacity_entropy > 0:
+            acc = out["acc"].clamp(1e-6, 1 - 1e-6)
+            loss = loss - settings.opacity_entropy * torch.mean(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

@@ -13,14 +13,14 @@ def corner_indices(grid_coords: torch.Tensor, shape: tuple[int, int, int]) -> tu
 
     `grid_coords` are continuous vertex coordinates (0 .. shape-1 along each axis); points outside are clamped.
     """
-    size = torch.tensor(shape, device=grid_coords.device)
-    g = torch.minimum(grid_coords.clamp_min(0), (size - 1).to(grid_coords.dtype))
-    base = torch.minimum(g.floor().long(), size - 2)
+    top = torch.tensor(shape, dtype=grid_coords.dtype, device=grid_coords.device) - 1
+    g = grid_coords.clamp(min=0).minimum(top)
+    base = g.floor().minimum(top - 1)
     frac = g - base
     stride_x, stride_y = shape[1] * shape[2], shape[2]
     offsets = torch.tensor([a * stride_x + b * stride_y + c for a in (0, 1) for b in (0, 1) for c in (0, 1)],
                            device=grid_coords.device)
-    index = (base[:, 0] * stride_x + base[:, 1] * stride_y + base[:, 2])[:, None] + offsets
+    index = (base[:, 0] * stride_x + base[:, 1] * stride_y + base[:, 2]).long()[:, None] + offsets
     wx, wy, wz = (torch.stack([1 - frac[:, d], frac[:, d]], 1) for d in range(3))
     weights = (wx[:, :, None, None] * wy[:, None, :, None] * wz[:, None, None, :]).reshape(-1, 8)
     return index, weights

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from .trilinear import corner_indices, gather
 
+COARSE_CELL = 4  # vertices per side of a coarse occupancy cell, used to skip empty space in big strides
+
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
 
@@ -47,10 +49,12 @@ class VoxelField(torch.nn.Module):
         # density is parameterised per *base* voxel so that growing the grid does not change the opacity it encodes
         self.base_voxel_size = float(base_voxel_size if base_voxel_size is not None else self.voxel_size)
         n = int(np.prod(self.shape))
-        self.density = torch.nn.Parameter(torch.zeros(n, 1))
-        self.color = torch.nn.Parameter(torch.zeros(n, 3 * config.sh_coefficients))
+        # one table holds density (column 0) and colour coefficients: a sample needs both, and one gather of a
+        # 4-float row costs about what a 1-float gather does (the random memory access dominates)
+        self.grid = torch.nn.Parameter(torch.zeros(n, 1 + 3 * config.sh_coefficients))
         self.background = torch.nn.Parameter(torch.zeros(3))
         self.register_buffer("occupancy", torch.ones(n, dtype=torch.bool))
+        self.coarse_occupancy = self._coarsen(self.occupancy)
         step_base = config.step_ratio * self.voxel_size / self.base_voxel_size
         # softplus(shift) * step = -log(1 - alpha_init): an untouched vertex has opacity alpha_init per step
         self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / step_base))
@@ -67,40 +71,84 @@ class VoxelField(torch.nn.Module):
         return self.config.step_ratio * self.voxel_size
 
     def grid_coords(self, points: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.bbox[0], self.bbox[1]
-        size = torch.tensor(self.shape, dtype=points.dtype, device=points.device) - 1
-        return (points - lo) / (hi - lo) * size
+        offset, scale = self.grid_transform()
+        return (points - offset) * scale
 
     def inside(self, points: torch.Tensor) -> torch.Tensor:
         return ((points >= self.bbox[0]) & (points <= self.bbox[1])).all(-1)
 
-    def nearest_vertex(self, points: torch.Tensor) -> torch.Tensor:
-        g = self.grid_coords(points).round().long()
-        size = torch.tensor(self.shape, device=points.device)
-        g = torch.minimum(g.clamp_min(0), size - 1)
-        return (g[..., 0] * self.shape[1] + g[..., 1]) * self.shape[2] + g[..., 2]
+    def grid_transform(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(offset, scale) with grid_coords(p) = (p - offset) * scale."""
+        size = torch.tensor(self.shape, dtype=self.bbox.dtype, device=self.bbox.device) - 1
+        return self.bbox[0], size / (self.bbox[1] - self.bbox[0])
+
+    def _linear(self, ijk: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        # float arithmetic is exact below 2**24 and much cheaper than per-axis integer clamps; clamping the linear
+        # index only matters for samples a rounding error outside the box
+        lin = (ijk[..., 0] * shape[1] + ijk[..., 1]) * shape[2] + ijk[..., 2]
+        return lin.long().clamp_(0, shape[0] * shape[1] * shape[2] - 1)
+
+    def nearest_index(self, grid: torch.Tensor) -> torch.Tensor:
+        """Linear index of the vertex nearest to each point given in grid coordinates."""
+        return self._linear(grid.round(), self.shape)
+
+    @property
+    def coarse_shape(self) -> tuple[int, int, int]:
+        return tuple(-(-s // COARSE_CELL) for s in self.shape)
+
+    def coarse_index(self, grid: torch.Tensor) -> torch.Tensor:
+        """Linear index of the coarse occupancy cell holding each point given in grid coordinates."""
+        return self._linear(torch.floor(grid / COARSE_CELL), self.coarse_shape)
+
+    def _coarsen(self, occupancy: torch.Tensor) -> torch.Tensor:
+        # a coarse cell is occupied if any vertex in it or in a neighbouring cell is: a short run of fine samples
+        # around a coarse sample may round to vertices just across the cell border
+        fine = occupancy.float().view(1, 1, *self.shape)
+        coarse = F.max_pool3d(fine, kernel_size=COARSE_CELL, stride=COARSE_CELL, ceil_mode=True)
+        return (F.max_pool3d(coarse, kernel_size=3, stride=1, padding=1) > 0).view(-1)
+
+    def set_occupancy(self, occupancy: torch.Tensor) -> None:
+        self.occupancy = occupancy.to(self.bbox.device).reshape(-1).bool()
+        self.coarse_occupancy = self._coarsen(self.occupancy)
 
     def vertex_positions(self) -> torch.Tensor:
         axes = [torch.linspace(float(self.bbox[0, d]), float(self.bbox[1, d]), self.shape[d], device=self.bbox.device) for d in range(3)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
 
     # --- field values -----------------------------------------------------------------------------------------------
+    @property
+    def density(self) -> torch.Tensor:
+        return self.grid[:, :1]
+
+    @property
+    def color(self) -> torch.Tensor:
+        return self.grid[:, 1:]
+
     def lookup(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return corner_indices(self.grid_coords(points), self.shape)
 
-    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
-        """Opacity [N] of a ray segment of length `step` (world units) at the looked-up points."""
-        raw = gather(self.density, index, weights)[:, 0]
-        sigma = F.softplus(raw + self.density_shift)
+    def query(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Interpolated raw values [N, 1 + 3 * sh_coefficients] (density, colour coefficients) at looked-up points."""
+        return gather(self.grid, index, weights)
+
+    def alpha_from_raw(self, raw_density: torch.Tensor, step: float) -> torch.Tensor:
+        """Opacity [N] of a ray segment of length `step` (world units) with the given raw density."""
+        sigma = F.softplus(raw_density + self.density_shift)
         return -torch.expm1(-sigma * (step / self.base_voxel_size))
 
-    def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
-        coeffs = gather(self.color, index, weights).view(-1, 3, self.config.sh_coefficients)
+    def rgb_from_raw(self, raw_color: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        coeffs = raw_color.reshape(-1, 3, self.config.sh_coefficients)
         logits = coeffs[..., 0] * SH_C0
         if self.config.sh_degree >= 1:
             x, y, z = viewdirs[:, 0:1], viewdirs[:, 1:2], viewdirs[:, 2:3]
             logits = logits + SH_C1 * (-y * coeffs[..., 1] + z * coeffs[..., 2] - x * coeffs[..., 3])
         return torch.sigmoid(logits)
+
+    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
+        return self.alpha_from_raw(self.query(index, weights)[:, 0], step)
+
+    def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        return self.rgb_from_raw(self.query(index, weights)[:, 1:], viewdirs)
 
     def background_rgb(self) -> torch.Tensor:
         return torch.sigmoid(self.background)
@@ -118,7 +166,7 @@ class VoxelField(torch.nn.Module):
         solid = (self.vertex_alpha() > threshold).float().view(1, 1, *self.shape)
         # a sample interpolates its 8 surrounding vertices: dilate so that no sample next to matter is skipped
         dilated = F.max_pool3d(solid, kernel_size=3, stride=1, padding=1)
-        self.occupancy.copy_(dilated.view(-1) > 0)
+        self.set_occupancy(dilated.view(-1) > 0)
         return float(self.occupancy.float().mean())
 
     @torch.no_grad()
@@ -130,10 +178,9 @@ class VoxelField(torch.nn.Module):
             return out.reshape(table.shape[1], -1).t().contiguous()
 
         occ = F.interpolate(self.occupancy.float().view(1, 1, *self.shape), size=shape, mode="trilinear", align_corners=True)
-        self.density = torch.nn.Parameter(resample(self.density.data))
-        self.color = torch.nn.Parameter(resample(self.color.data))
-        self.occupancy = (occ.view(-1) > 0).to(self.bbox.device)
+        self.grid = torch.nn.Parameter(resample(self.grid.data))
         self.shape = tuple(int(s) for s in shape)
+        self.set_occupancy(occ.view(-1) > 0)
 
     def describe(self) -> dict:
         return {"shape": list(self.shape), "voxel_size": self.voxel_size, "config": asdict(self.config),

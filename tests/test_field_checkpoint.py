@@ -1,0 +1,64 @@
+"""Field checkpoints round-trip exactly and refuse damaged or foreign files with a message naming the file."""
+
+import numpy as np
+import pytest
+import torch
+
+from sa3d_blender.core.cameras import Cameras
+from sa3d_blender.core.errors import CheckpointError
+from sa3d_blender.core.field_checkpoint import load_field, save_field
+from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    field = VoxelField(np.array([[-1, -2, 0], [1, 2, 1.0]]), (9, 17, 5), FieldConfig(sh_degree=1))
+    with torch.no_grad():
+        field.density.normal_()
+        field.color.normal_()
+    field.update_occupancy()
+    cameras = Cameras(np.eye(4)[None], [50.0], [50.0], [32.0], [24.0], [64], [48], ["v0"], [None])
+    path = save_field(tmp_path / "field.pt", field, cameras, extra={"dataset": "/data/x"})
+    return field, path
+
+
+def test_round_trip_keeps_grids_cameras_and_extra(saved):
+    field, path = saved
+    loaded, cameras, extra = load_field(path)
+    assert loaded.shape == field.shape and loaded.config == field.config
+    assert torch.equal(loaded.density, field.density) and torch.equal(loaded.color, field.color)
+    assert torch.equal(loaded.occupancy, field.occupancy)
+    assert cameras.names == ["v0"] and cameras.fx[0] == 50.0
+    assert extra == {"dataset": "/data/x"}
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_truncated_checkpoint_is_reported(saved, tmp_path):
+    _, path = saved
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"broken\.pt: not a readable field checkpoint"):
+        load_field(broken)
+
+
+def test_checkpoint_of_another_version_is_reported(saved, tmp_path):
+    _, path = saved
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = 99
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    with pytest.raises(CheckpointError, match=r"other\.pt: field checkpoint version 99 .* retrain"):
+        load_field(other)
+
+
+def test_foreign_files_are_reported(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match=r"notes\.pt: not a readable field checkpoint"):
+        load_field(text)
+    sam_like = tmp_path / "sam.pt"
+    torch.save({"image_encoder.weight": torch.zeros(2)}, sam_like)
+    with pytest.raises(CheckpointError, match=r"sam\.pt: not an sa3d_blender field checkpoint"):
+        load_field(sam_like)
+    with pytest.raises(CheckpointError, match=r"missing\.pt: field checkpoint not found"):
+        load_field(tmp_path / "missing.pt")
