@@ -1,0 +1,1 @@
+"""The process boundary: Blender (client side, stdlib only) drives a torch worker process over JSON lines."""
