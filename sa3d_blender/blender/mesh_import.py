@@ -1,0 +1,96 @@
+"""Extracted mesh (.npz: vertices, faces, colors) -> a Blender mesh object under "NeRF space" with its vertex colours.
+
+Vertices are in dataset world coordinates, so the object sits at identity relative to the NeRF-space Empty.
+Colours become a FLOAT_COLOR point attribute (linear, as Blender stores it) shown by the object's material.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core.errors import SA3DError
+from .camera_import import remove_object
+
+COLOR_ATTRIBUTE = "Col"
+OBJECT_TAG = "sa3d_object"  # custom property on imported meshes: the SA3D object name
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    srgb = np.asarray(srgb, dtype=np.float32)
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def read_mesh_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertices [V,3] float32, faces [F,3] int32, rgba [V,4] float32 linear) from the worker's .npz."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            vertices = np.asarray(data["vertices"], dtype=np.float32).reshape(-1, 3)
+            faces = np.asarray(data["faces"], dtype=np.int32).reshape(-1, 3)
+            colors = np.asarray(data["colors"]) if "colors" in data else np.full((len(vertices), 4), 255, np.uint8)
+    except (OSError, KeyError, ValueError) as error:
+        raise SA3DError(f"{path}: not a mesh file from the worker ({error})") from None
+    if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise SA3DError(f"{path}: face indices outside the {len(vertices)} vertices")
+    rgba = colors.astype(np.float32).reshape(len(vertices), -1) / 255.0
+    if rgba.shape[1] == 3:
+        rgba = np.c_[rgba, np.ones(len(rgba), np.float32)]
+    rgba[:, :3] = srgb_to_linear(rgba[:, :3])
+    return vertices, faces, rgba
+
+
+def build_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, rgba: np.ndarray) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.ravel())
+    mesh.loops.add(3 * len(faces))
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * len(faces), 3, dtype=np.int32))
+    colors = mesh.color_attributes.new(COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
+    colors.data.foreach_set("color", rgba.ravel())
+    mesh.color_attributes.active_color = colors
+    mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+    mesh.update()
+    if mesh.validate():
+        # validate() fixed something (e.g. degenerate faces): worth knowing, not worth failing
+        mesh.update()
+    return mesh
+
+
+def vertex_color_material(name: str = "SA3D vertex colours") -> bpy.types.Material:
+    """One shared material whose base colour is the mesh's colour attribute."""
+    material = bpy.data.materials.get(name)
+    if material is not None:
+        return material
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    nodes = material.node_tree.nodes
+    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    attribute = nodes.new("ShaderNodeVertexColor")
+    attribute.layer_name = COLOR_ATTRIBUTE
+    attribute.location = (shader.location.x - 300, shader.location.y)
+    material.node_tree.links.new(attribute.outputs["Color"], shader.inputs["Base Color"])
+    return material
+
+
+def import_mesh(
+    scene: bpy.types.Scene, name: str, npz_path: str | Path, parent: bpy.types.Object | None
+) -> bpy.types.Object:
+    """Create the mesh object `name` (replacing the mesh of an earlier import of the same SA3D object)."""
+    vertices, faces, rgba = read_mesh_npz(npz_path)
+    old = next((obj for obj in scene.objects if obj.get(OBJECT_TAG) == name), None)
+    if old is not None:
+        remove_object(old)  # first, so the new object and mesh get the plain name
+    mesh = build_mesh(name, vertices, faces, rgba)
+    mesh.materials.append(vertex_color_material())
+    obj = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(obj)
+    obj[OBJECT_TAG] = name
+    if parent is not None:
+        obj.parent = parent
+        obj.matrix_parent_inverse.identity()
+    return obj

@@ -1,0 +1,38 @@
+"""Segment the pending click prompt in 3D (SA3D in the worker), then extract and import the object's mesh."""
+
+import json
+
+import bpy
+
+from ..core.errors import PromptError
+from . import workflow, worker_session
+from .jobs import WorkerJobOperator
+from .op_train import ensure_prepared
+
+
+class SA3D_OT_segment(WorkerJobOperator, bpy.types.Operator):
+    """Segment the clicked object in 3D and import its mesh"""
+
+    bl_idname = "sa3d.segment"
+    bl_label = "Segment"
+
+    def job_steps(self, context):
+        props = context.scene.sa3d
+        name = props.object_name.strip()
+        prompt = {"view": props.prompt_view, **props.pending_prompt()}
+        if not name:
+            raise PromptError("the object needs a name: type one in the SA3D panel")
+        if 1 not in prompt["labels"]:
+            raise PromptError("no object click yet: use Click to Prompt and left-click the object first")
+        out_path = workflow.mesh_path(props, name)
+        yield from ensure_prepared(context)
+        segmented = yield workflow.segment_request(name, prompt, props.mask_choice)
+        worker_session.mark_segmented(name)
+        obj = yield from workflow.extract_and_import_steps(context.scene, name, out_path)
+        item = props.objects.get(name) or props.objects.add()
+        item.name, item.view, item.mesh_path = name, prompt["view"], out_path
+        item.prompt_json = json.dumps({"points": prompt["points"], "labels": prompt["labels"], "mask_choice": props.mask_choice})
+        props.active_object = list(props.objects).index(item)
+        props.prompt_json = ""
+        return (f"{name}: segmented from {len(segmented['used_views'])} views in {segmented['seconds']:.1f} s, "
+                f"mesh of {len(obj.data.vertices)} vertices")

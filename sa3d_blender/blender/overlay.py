@@ -1,0 +1,102 @@
+"""Draw the click prompt over the 3D view: the clicks as dots and SAM's current mask as a tinted layer on the camera frame.
+
+GPU objects are created lazily inside the draw callback (every gpu call raises in background mode, where nothing is
+drawn at all) and the mask texture is rebuilt only when the mask changes.
+"""
+
+from __future__ import annotations
+
+import bpy
+import gpu
+import numpy as np
+from gpu_extras.batch import batch_for_shader
+
+from .click_mapping import pixel_to_region
+from .viewport import camera_frame_in_region, image_size
+
+MASK_RGBA = (0.15, 0.55, 1.0, 0.45)
+POSITIVE_RGBA = (0.2, 0.9, 0.2, 1.0)
+NEGATIVE_RGBA = (0.95, 0.2, 0.2, 1.0)
+POINT_SIZE = 9.0
+
+
+class _State:
+    handle = None
+    camera_name: str | None = None
+    points: list = []
+    labels: list = []
+    mask: np.ndarray | None = None  # bool [H,W]
+    texture = None  # GPUTexture of `mask`, None until drawn
+
+
+_state = _State()
+
+
+def show(camera_name: str) -> None:
+    """Start drawing the prompt of one dataset camera (no clicks, no mask yet)."""
+    _state.camera_name, _state.points, _state.labels = camera_name, [], []
+    set_mask(None)
+    if _state.handle is None and not bpy.app.background:
+        _state.handle = bpy.types.SpaceView3D.draw_handler_add(_draw, (), "WINDOW", "POST_PIXEL")
+
+
+def set_clicks(points: list, labels: list) -> None:
+    _state.points, _state.labels = list(points), list(labels)
+
+
+def set_mask(mask: np.ndarray | None) -> None:
+    """SAM's current mask, bool [H,W] in image pixels; None hides it."""
+    _state.mask, _state.texture = mask, None
+
+
+def hide() -> None:
+    if _state.handle is not None:
+        bpy.types.SpaceView3D.draw_handler_remove(_state.handle, "WINDOW")
+    _state.handle, _state.texture, _state.mask, _state.camera_name = None, None, None, None
+    _state.points, _state.labels = [], []
+
+
+def is_shown() -> bool:
+    return _state.handle is not None
+
+
+def _draw() -> None:
+    context = bpy.context
+    camera = context.scene.objects.get(_state.camera_name or "")
+    rv3d = context.region_data
+    if camera is None or rv3d is None:
+        return
+    corners = camera_frame_in_region(context.scene, camera, context.region, rv3d)
+    if corners is None:
+        return
+    width, height = image_size(camera)
+    gpu.state.blend_set("ALPHA")
+    if _state.mask is not None:
+        if _state.texture is None:
+            _state.texture = _mask_texture(_state.mask)
+        shader = gpu.shader.from_builtin("IMAGE")
+        # texture rows start at the image bottom, so the top-left corner samples v = 1
+        batch = batch_for_shader(shader, "TRI_FAN", {"pos": corners.tolist(), "texCoord": ((0, 1), (1, 1), (1, 0), (0, 0))})
+        shader.bind()
+        shader.uniform_sampler("image", _state.texture)
+        batch.draw(shader)
+    if _state.points:
+        shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+        region_xy = pixel_to_region(corners, width, height, np.array(_state.points))
+        gpu.state.point_size_set(POINT_SIZE)
+        for label, color in ((1, POSITIVE_RGBA), (0, NEGATIVE_RGBA)):
+            chosen = [tuple(xy) for xy, lab in zip(region_xy, _state.labels) if lab == label]
+            if chosen:
+                batch = batch_for_shader(shader, "POINTS", {"pos": chosen})
+                shader.uniform_float("color", color)
+                batch.draw(shader)
+        gpu.state.point_size_set(1.0)
+    gpu.state.blend_set("NONE")
+
+
+def _mask_texture(mask: np.ndarray):
+    height, width = mask.shape
+    rgba = np.zeros((height, width, 4), dtype=np.float32)
+    rgba[mask] = MASK_RGBA
+    data = rgba[::-1].ravel()
+    return gpu.types.GPUTexture((width, height), format="RGBA16F", data=gpu.types.Buffer("FLOAT", data.size, data.tolist()))

@@ -1,0 +1,53 @@
+"""Register and unregister everything the add-on adds to Blender, and leave nothing behind on unregister
+(draw handler, worker process, CLI command)."""
+
+import bpy
+
+from . import batch, overlay, panel, preferences, properties, worker_session
+from .op_extract import SA3D_OT_extract
+from .op_import_scene import SA3D_OT_import_scene
+from .op_prompt import SA3D_OT_click_prompt
+from .op_segment import SA3D_OT_segment
+from .op_train import SA3D_OT_load_field, SA3D_OT_train
+from .op_worker import SA3D_OT_cancel_job, SA3D_OT_release_worker
+
+CLI_COMMAND = "sa3d"
+
+# property groups first: the scene pointer and the panel refer to them
+CLASSES = (
+    *properties.CLASSES,
+    preferences.SA3DPreferences,
+    SA3D_OT_import_scene,
+    SA3D_OT_train,
+    SA3D_OT_load_field,
+    SA3D_OT_click_prompt,
+    SA3D_OT_segment,
+    SA3D_OT_extract,
+    SA3D_OT_cancel_job,
+    SA3D_OT_release_worker,
+    panel.SA3D_UL_objects,
+    panel.SA3D_PT_main,
+)
+
+_cli_handle = None
+
+
+def register() -> None:
+    global _cli_handle
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    if hasattr(bpy.utils, "register_cli_command"):  # Blender >= 4.2
+        _cli_handle = bpy.utils.register_cli_command(CLI_COMMAND, batch.cli_command)
+
+
+def unregister() -> None:
+    global _cli_handle
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
+    overlay.hide()
+    worker_session.release()
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,107 @@
+"""The one worker process the add-on talks to, and what it currently holds (which field is prepared for segmentation).
+
+Kept at module level so every operator shares it; restarted when the worker preferences change, stopped on
+unregister and at exit. Plain Python (no bpy), so jobs can be cancelled from anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..worker.client import WorkerClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    python: str
+    device: str = "auto"
+    segmenter: str = "mobile_sam"
+    sam_checkpoint: str | None = None
+
+
+def default_worker_python() -> str:
+    """The newest complete project venv (~/.cache/sa3d_blender/venv-*/bin/python, made by scripts/setup_env.sh), else
+    sys.executable. Blender's own Python has no torch, so inside the Blender application the venv (or a path set in the
+    preferences) is what works; with the bpy wheel sys.executable is a Python with torch already."""
+    venvs = [p for p in (Path.home() / ".cache" / "sa3d_blender").glob("venv-*/bin/python") if (p.parents[1] / ".complete").exists()]
+    if venvs:
+        return str(max(venvs, key=lambda p: p.parents[1].stat().st_mtime))
+    return sys.executable
+
+
+class _Session:
+    client: WorkerClient | None = None
+    settings: WorkerSettings | None = None
+    prepared: tuple | None = None  # (dataset, checkpoint, settings) the worker is ready to segment
+    segmented: set[str] = set()  # objects whose 3D mask the worker holds
+    busy: bool = False  # a job operator is running
+    cancel_requested: bool = False
+
+
+_session = _Session()
+
+
+def client(settings: WorkerSettings) -> WorkerClient:
+    """The shared client for these settings; a client made with other settings is stopped first."""
+    if _session.client is not None and _session.settings != settings:
+        release()
+    if _session.client is None:
+        _session.client = WorkerClient(python=settings.python, device=settings.device)
+        _session.settings = settings
+    if not _session.client.alive:
+        mark_prepared(None)  # a new process holds nothing yet
+    return _session.client
+
+
+def running_client() -> WorkerClient | None:
+    return _session.client
+
+
+def release() -> None:
+    """Stop the worker process (gives its memory, GPU memory included, back); the next job starts a new one."""
+    if _session.client is not None:
+        log.info("stopping the SA3D worker")
+        _session.client.stop()
+    _session.client = None
+    _session.settings = None
+    mark_prepared(None)
+
+
+def is_prepared(key: tuple) -> bool:
+    return _session.prepared == key and _session.client is not None and _session.client.alive
+
+
+def mark_prepared(key: tuple | None) -> None:
+    _session.prepared = key
+    _session.segmented = set()
+
+
+def is_segmented(name: str) -> bool:
+    return name in _session.segmented
+
+
+def mark_segmented(name: str) -> None:
+    _session.segmented.add(name)
+
+
+def is_busy() -> bool:
+    return _session.busy
+
+
+def set_busy(busy: bool) -> None:
+    _session.busy = busy
+    _session.cancel_requested = False
+
+
+def request_cancel() -> None:
+    """Ask the running job operator to cancel its worker job at the next progress message or timer tick."""
+    _session.cancel_requested = _session.busy
+
+
+def cancel_requested() -> bool:
+    return _session.cancel_requested

@@ -1,0 +1,201 @@
+"""The add-on's operators and their failure paths, the click prompt's event logic, and mesh import.
+
+Operators run in the installed extension inside a bpy subprocess; in background mode bpy.ops runs execute()
+(blocking) and raises RuntimeError carrying the operator's error report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from addon_manifest.bpy_sandbox import INSTALL_EXTENSION, run_bpy
+from addon_manifest.build import build_extension
+from sa3d_blender.blender.prompt_clicks import PromptAction, PromptClicks, handle_prompt_event
+
+# --- click prompt event logic (pure) ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeEvent:
+    type: str
+    value: str = "PRESS"
+    shift: bool = False
+    ctrl: bool = False
+    mouse_region_x: int = 0
+    mouse_region_y: int = 0
+
+
+def pixel_of(x, y):
+    """A 100x100 region showing a 50x50 image at 2 region px per pixel; region y up, image y down."""
+    if not (0 <= x < 100 and 0 <= y < 100):
+        return None
+    return x / 2, (100 - y) / 2
+
+
+def test_clicks_positive_negative_undo_and_segment():
+    clicks = PromptClicks()
+    assert handle_prompt_event(clicks, FakeEvent("LEFTMOUSE", mouse_region_x=20, mouse_region_y=80), pixel_of) is PromptAction.CHANGED
+    assert handle_prompt_event(clicks, FakeEvent("LEFTMOUSE", shift=True, mouse_region_x=60, mouse_region_y=10),
+                               pixel_of) is PromptAction.CHANGED
+    assert clicks.points == [(10.0, 10.0), (30.0, 45.0)] and clicks.labels == [1, 0]
+    assert handle_prompt_event(clicks, FakeEvent("Z", ctrl=True), pixel_of) is PromptAction.CHANGED
+    assert clicks.points == [(10.0, 10.0)] and clicks.labels == [1]
+    assert handle_prompt_event(clicks, FakeEvent("RET"), pixel_of) is PromptAction.SEGMENT
+
+
+def test_clicks_outside_the_image_releases_and_other_keys_change_nothing():
+    clicks = PromptClicks()
+    for event in (FakeEvent("LEFTMOUSE", mouse_region_x=150, mouse_region_y=50), FakeEvent("LEFTMOUSE", "RELEASE"),
+                  FakeEvent("X"), FakeEvent("Z", ctrl=True)):
+        assert handle_prompt_event(clicks, event, pixel_of) is PromptAction.IGNORED
+    assert clicks.points == []
+
+
+def test_enter_needs_a_positive_click_and_escape_cancels():
+    clicks = PromptClicks()
+    handle_prompt_event(clicks, FakeEvent("LEFTMOUSE", shift=True, mouse_region_x=5, mouse_region_y=5), pixel_of)
+    assert handle_prompt_event(clicks, FakeEvent("NUMPAD_ENTER"), pixel_of) is PromptAction.IGNORED
+    assert handle_prompt_event(clicks, FakeEvent("ESC"), pixel_of) is PromptAction.CANCEL
+    assert handle_prompt_event(clicks, FakeEvent("RIGHTMOUSE"), pixel_of) is PromptAction.CANCEL
+
+
+def test_navigation_passes_through_to_blender():
+    clicks = PromptClicks()
+    for kind in ("MIDDLEMOUSE", "WHEELUPMOUSE", "MOUSEMOVE", "TRACKPADPAN"):
+        assert handle_prompt_event(clicks, FakeEvent(kind), pixel_of) is PromptAction.PASS_THROUGH
+
+
+# --- operators in the installed extension (bpy subprocess) -------------------------------------------------------------
+
+SETUP = INSTALL_EXTENSION + """
+import os, signal, sys, threading
+scene = bpy.context.scene
+props = scene.sa3d
+prefs = bpy.context.preferences.addons[ADDON].preferences
+session = sys.modules[ADDON + ".sa3d_blender.blender.worker_session"]
+def object_names():
+    return sorted(o.name for o in bpy.data.objects)
+def run(op, **kwargs):
+    try:
+        return {"result": sorted(op(**kwargs)), "error": None}
+    except RuntimeError as error:  # background bpy.ops raise the operator's ERROR report
+        return {"result": ["CANCELLED"], "error": str(error)}
+"""
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory):
+    return build_extension(tmp_path_factory.mktemp("dist"))
+
+
+def run_addon(snippet, zip_path, tmp_path, **variables):
+    return run_bpy(SETUP + snippet, tmp_path, variables={"ZIP": str(zip_path), **variables},
+                   env={"SA3D_THREADS": "1"}, repo_on_path=False, timeout=170)
+
+
+def test_import_of_an_unreadable_dataset_is_cancelled_and_changes_nothing(extension_zip, tmp_path):
+    bad = tmp_path / "capture"
+    bad.mkdir()
+    (bad / "transforms.json").write_text('{"frames": [ {"file_path": ')
+    result = run_addon("""
+before = object_names()
+props.dataset_path = BAD
+outcome = run(bpy.ops.sa3d.import_scene)
+report({**outcome, "unchanged": object_names() == before})
+""", extension_zip, tmp_path, BAD=str(bad))
+    assert result["result"] == ["CANCELLED"]
+    assert "transforms.json" in result["error"] and "not valid JSON" in result["error"]
+    assert result["unchanged"]
+
+
+def test_import_creates_nerf_space_with_one_camera_per_view(extension_zip, tmp_path, tiny_scene):
+    result = run_addon("""
+props.dataset_path = DATASET
+outcome = run(bpy.ops.sa3d.import_scene)
+space = next(o for o in scene.objects if "sa3d_nerf_space" in o)
+report({**outcome, "cameras": len([o for o in space.children if o.type == "CAMERA"]), "space": space.name})
+""", extension_zip, tmp_path, DATASET=str(tiny_scene))
+    assert result == {"result": ["FINISHED"], "error": None, "cameras": 24, "space": "NeRF space"}
+
+
+def test_wrong_worker_python_is_cancelled_with_a_message_naming_it(extension_zip, tmp_path, tiny_scene):
+    result = run_addon("""
+prefs.worker_python = "/nonexistent/bin/python3"
+props.dataset_path = DATASET
+props.field_path = FIELD
+before = object_names()
+outcome = run(bpy.ops.sa3d.train)
+report({**outcome, "unchanged": object_names() == before, "status": props.progress_text})
+""", extension_zip, tmp_path, DATASET=str(tiny_scene), FIELD=str(tmp_path / "field.pt"))
+    assert result["result"] == ["CANCELLED"]
+    assert "/nonexistent/bin/python3" in result["error"] and "does not exist" in result["error"]
+    assert "/nonexistent/bin/python3" in result["status"]
+    assert result["unchanged"]
+
+
+INTERRUPTED_TRAINING = """
+props.dataset_path = DATASET
+props.field_path = FIELD
+props.train_seconds = 120
+bpy.ops.sa3d.import_scene()
+before = object_names()
+client = session.client(sys.modules[ADDON + ".sa3d_blender.blender.preferences"].worker_settings(bpy.context))
+pid = client.call("ping")["pid"]
+if KILL:
+    threading.Timer(DELAY, os.kill, (pid, signal.SIGKILL)).start()
+else:
+    threading.Timer(DELAY, session.request_cancel).start()
+outcome = run(bpy.ops.sa3d.train)
+report({**outcome, "unchanged": object_names() == before, "field_written": os.path.exists(FIELD),
+        "busy": session.is_busy()})
+"""
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["worker-killed", "cancelled"])
+def test_interrupted_training_is_cancelled_and_changes_nothing(extension_zip, tmp_path, tiny_scene, kill):
+    result = run_addon(INTERRUPTED_TRAINING, extension_zip, tmp_path, DATASET=str(tiny_scene),
+                       FIELD=str(tmp_path / "field.pt"), KILL=kill, DELAY=6.0)
+    assert result["result"] == ["CANCELLED"]
+    if kill:
+        assert "killed by signal SIGKILL" in result["error"], result["error"]
+    else:
+        assert "Train Field cancelled" in result["error"], result["error"]
+    assert result["unchanged"] and not result["field_written"] and not result["busy"]
+
+
+def test_mesh_import_builds_a_coloured_mesh_under_nerf_space(extension_zip, tmp_path, tiny_scene):
+    npz = tmp_path / "mesh.npz"
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype=np.int32)
+    colors = np.array([[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255], [128, 128, 128, 255]], dtype=np.uint8)
+    np.savez(npz, vertices=vertices, faces=faces, colors=colors)
+    result = run_addon("""
+import numpy as np
+mesh_import = sys.modules[ADDON + ".sa3d_blender.blender.mesh_import"]
+props.dataset_path = DATASET
+bpy.ops.sa3d.import_scene()
+space = next(o for o in scene.objects if "sa3d_nerf_space" in o)
+space.location = (5, 0, 0)
+obj = mesh_import.import_mesh(scene, "duck", NPZ, space)
+obj = mesh_import.import_mesh(scene, "duck", NPZ, space)  # re-import replaces, keeps the name
+bpy.context.view_layer.update()
+attr = obj.data.color_attributes["Col"]
+colors = np.empty(4 * len(obj.data.vertices), dtype=np.float32)
+attr.data.foreach_get("color", colors)
+links = [(l.from_node.bl_idname, l.from_node.layer_name, l.to_socket.name) for l in obj.active_material.node_tree.links
+         if l.from_node.bl_idname == "ShaderNodeVertexColor"]
+report({"name": obj.name, "ducks": len([o for o in bpy.data.objects if o.get("sa3d_object") == "duck"]),
+        "domain": attr.domain, "type": attr.data_type, "colors": colors.reshape(-1, 4).round(4).tolist(),
+        "faces": len(obj.data.polygons), "parent": obj.parent.name, "world_vertex": list(obj.matrix_world @ obj.data.vertices[1].co),
+        "links": links})
+""", extension_zip, tmp_path, DATASET=str(tiny_scene), NPZ=str(npz))
+    assert result["name"] == "duck" and result["ducks"] == 1
+    assert (result["domain"], result["type"]) == ("POINT", "FLOAT_COLOR")
+    # sRGB 128/255 -> linear 0.2158
+    np.testing.assert_allclose(result["colors"], [[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1], [0.2158, 0.2158, 0.2158, 1]], atol=1e-3)
+    assert result["faces"] == 4 and result["parent"] == "NeRF space"
+    np.testing.assert_allclose(result["world_vertex"], [6, 0, 0], atol=1e-6)
+    assert result["links"] == [["ShaderNodeVertexColor", "Col", "Base Color"]]
