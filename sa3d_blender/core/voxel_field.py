@@ -24,7 +24,7 @@ SH_C1 = 0.4886025119029199
 @dataclass
 class FieldConfig:
     sh_degree: int = 0  # 0: diffuse colour; 1: first-order view dependence (4 coefficients per channel)
-    alpha_init: float = 1e-4  # opacity of one base-voxel step at start: low, so free space is pruned early
+    alpha_init: float = 1e-3  # opacity of one base-voxel step at start (1e-4 left grey floors transparent)
     step_ratio: float = 0.5  # ray-marching step, in voxels
     occupancy_alpha: float = 1e-3  # a vertex whose one-step opacity is below this is empty space (once training settled)
 
@@ -55,9 +55,9 @@ class VoxelField(torch.nn.Module):
         self.background = torch.nn.Parameter(torch.zeros(3))
         self.register_buffer("occupancy", torch.ones(n, dtype=torch.bool))
         self.coarse_occupancy = self._coarsen(self.occupancy)
-        step_base = config.step_ratio * self.voxel_size / self.base_voxel_size
-        # softplus(shift) * step = -log(1 - alpha_init): an untouched vertex has opacity alpha_init per step
-        self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / step_base))
+        # softplus(shift) * step = -log(1 - alpha_init) for the base grid's step (step_ratio base voxels): an untouched
+        # vertex has opacity alpha_init per step; fixed at creation, so a grown or reloaded grid keeps its opacities
+        self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / config.step_ratio))
 
     # --- geometry -------------------------------------------------------------------------------------------------
     @property
