@@ -20,6 +20,9 @@ COMMANDS = {
     "make-scene": "make_scene",
     "train": "train",
     "render": "render",
+    "segment": "segment",
+    "extract": "extract",
+    "eval": "eval",
 }
 
 

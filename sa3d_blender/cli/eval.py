@@ -1,0 +1,56 @@
+"""Evaluate SA3D on a scene with ground truth: every object from automatic clicks, test-view IoU, baseline, mesh F-score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from ..core.evaluation import comparison_image, evaluate_scene, prompts_of
+from ..core.image_io import write_png
+from ..core.errors import DatasetError
+from .segment import add_common_arguments, log_progress, open_scene
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for results.json, prompts.json (the automatic clicks), meshes/<object>.ply and "
+                             "<view>_comparison.png (image | ground truth | SA3D mask) of the first test view")
+
+
+def run(args: argparse.Namespace) -> dict:
+    scene = open_scene(args)
+    if scene.dataset.ground_truth is None:
+        raise DatasetError(scene.dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
+    scene.prepare(log_progress)
+    summary = evaluate_scene(scene, progress=log_progress, mesh_dir=args.out / "meshes" if args.out else None)
+    print(summary["table"])
+    written = {}
+    if args.out is not None:
+        _write_json(args.out / "results.json", summary)
+        _write_json(args.out / "prompts.json", prompts_of(summary))
+        view = int(scene.dataset.test[0])
+        png = args.out / f"{scene.dataset.cameras.names[view]}_comparison.png"
+        write_png(png, comparison_image(scene, view))
+        written = {"results": str(args.out / "results.json"), "prompts": str(args.out / "prompts.json"),
+                   "comparison_png": str(png)}
+    return {**written, "mean": summary["mean"], "objects": {n: {k: v for k, v in r.items() if k != "per_view"}
+                                                            for n, r in summary["objects"].items()}}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, default=float)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

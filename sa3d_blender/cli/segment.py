@@ -1,0 +1,187 @@
+"""Segment objects of a trained field with SA3D from clicks on one view (or a prompts file); write their 3-D masks.
+
+Prompts file (--prompts P.json):
+    {"objects": [{"name": "duck", "view": "0003", "points": [[x, y], ...], "labels": [1, 0, ...],
+                  "box": [x0, y0, x1, y1], "mask_choice": 0}]}
+- name: unique object name; view: a view name of the dataset (image file stem);
+- points: pixel coordinates, origin at the image's top-left corner (pixel centres at +0.5), x right, y down;
+- labels: one per point, 1 = object, 0 = background; box (optional): pixel box; mask_choice (optional): which of
+  SAM's 3 candidate masks to use on that view (default: the one SAM scores highest).
+Outputs in --out: <name>.npz (mask grid) per object and masks/<name>/<view>.png (rendered test-view masks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..core.datasets import load_dataset
+from ..core.errors import PromptError
+from ..core.field_checkpoint import load_field
+from ..core.metrics import mask_iou
+from ..core.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
+from ..core.segmenters import load_segmenter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ObjectPrompt:
+    name: str
+    view: str
+    points: np.ndarray  # [N,2]
+    labels: np.ndarray  # [N]
+    box: np.ndarray | None = None
+    mask_choice: int | None = None
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--field", type=Path, required=True, help="trained field checkpoint (.pt)")
+    parser.add_argument("--dataset", type=Path, required=True, help="dataset folder or transforms.json")
+    parser.add_argument("--segmenter", default="mobile_sam", help="SAM kind (default: mobile_sam)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="SAM weights (default: the cached MobileSAM)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--cache", type=Path, default=None, help="view cache folder (default: ~/.cache/sa3d_blender)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--view", help="view name the clicks are on")
+    parser.add_argument("--click", action="append", default=[], metavar="X,Y", help="object click (repeatable)")
+    parser.add_argument("--negative", action="append", default=[], metavar="X,Y", help="background click (repeatable)")
+    parser.add_argument("--box", metavar="X0,Y0,X1,Y1", help="box prompt")
+    parser.add_argument("--name", default="object", help="object name for --click prompts (default: object)")
+    parser.add_argument("--mask-choice", type=int, default=None, help="SAM candidate 0, 1 or 2 (default: best scored)")
+    parser.add_argument("--prompts", type=Path, help="prompts JSON file (see the command's description)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+
+
+def open_scene(args: argparse.Namespace) -> SceneSegmenter:
+    """Field + dataset + SAM, from the common arguments."""
+    field, _, _ = load_field(args.field, device="cpu" if args.device == "auto" else args.device)
+    dataset = load_dataset(args.dataset)
+    segmenter = load_segmenter(args.segmenter, args.checkpoint, args.device)
+    return SceneSegmenter(field, dataset, segmenter, cache_folder=args.cache)
+
+
+def log_progress(fraction: float, message: str) -> None:
+    log.info("%3.0f%% %s", 100 * fraction, message)
+
+
+def run(args: argparse.Namespace) -> dict:
+    scene = open_scene(args)
+    prompts = read_prompts(args.prompts) if args.prompts else [_prompt_from_arguments(args)]
+    for prompt in prompts:
+        scene.view_index(prompt.view)  # unknown views fail before the slow preparation
+    scene.prepare(log_progress)
+    gt = scene.dataset.ground_truth
+    objects = {}
+    for prompt in prompts:
+        result = scene.segment(prompt.name, prompt.view, prompt.points, prompt.labels, prompt.box, prompt.mask_choice,
+                               progress=log_progress)
+        write_object_mask(args.out / f"{prompt.name}.npz", result, scene.cache.field_id)
+        summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
+                   "seconds": round(result.seconds, 2)}
+        ious = {}
+        for i in scene.dataset.test:
+            name = scene.cameras.names[int(i)]
+            mask = scene.render_mask(prompt.name, int(i)) > MASK_LEVEL
+            _write_png(args.out / "masks" / prompt.name / f"{name}.png", mask)
+            if gt is not None and prompt.name in [o.name for o in gt.objects]:
+                ious[name] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(prompt.name).index)
+        if ious:
+            summary["test_iou"] = float(np.mean(list(ious.values())))
+        log.info("%s: %s", prompt.name, summary)
+        objects[prompt.name] = summary
+    return {"out": str(args.out), "objects": objects}
+
+
+def _prompt_from_arguments(args: argparse.Namespace) -> ObjectPrompt:
+    if args.view is None or not (args.click or args.box):
+        raise PromptError("give --view with --click X,Y (and optionally --negative / --box), or --prompts P.json")
+    points = [_numbers(c, 2, "--click") for c in args.click] + [_numbers(c, 2, "--negative") for c in args.negative]
+    labels = [1] * len(args.click) + [0] * len(args.negative)
+    box = np.array(_numbers(args.box, 4, "--box")) if args.box else None
+    return ObjectPrompt(args.name, args.view, np.array(points, dtype=np.float64).reshape(-1, 2),
+                        np.array(labels, dtype=np.int64), box, args.mask_choice)
+
+
+def _numbers(text: str, count: int, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise PromptError(f"{option} {text!r}: expected {count} comma-separated numbers")
+    return values
+
+
+def read_prompts(path: Path) -> list[ObjectPrompt]:
+    """Parse and check a prompts file; PromptError naming the file, the object and the problem."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PromptError(f"{path}: cannot read the prompts file ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise PromptError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("objects"), list) or not data["objects"]:
+        raise PromptError(f"{path}: expected {{\"objects\": [ ... ]}} with at least one object")
+    prompts, names = [], set()
+    for k, entry in enumerate(data["objects"]):
+        where = f"{path}: objects[{k}]"
+        if not isinstance(entry, dict):
+            raise PromptError(f"{where} must be an object with name, view, points, labels")
+        name, view = entry.get("name"), entry.get("view")
+        if not isinstance(name, str) or not name or name in names:
+            raise PromptError(f"{where}: 'name' must be a non-empty string, unique in the file (got {name!r})")
+        names.add(name)
+        if not isinstance(view, str):
+            raise PromptError(f"{where} ({name}): 'view' must be a view name string (got {view!r})")
+        points = _array(entry.get("points", []), (-1, 2), f"{where} ({name}): 'points' must be a list of [x, y] pairs")
+        labels = _array(entry.get("labels", []), (-1,), f"{where} ({name}): 'labels' must be a list of 0/1 numbers")
+        if len(labels) != len(points):
+            raise PromptError(f"{where} ({name}): {len(points)} points but {len(labels)} labels")
+        if not np.isin(labels, (0, 1)).all():
+            raise PromptError(f"{where} ({name}): labels must be 1 (object) or 0 (background), got {labels.tolist()}")
+        box = entry.get("box")
+        if box is not None:
+            box = _array(box, (4,), f"{where} ({name}): 'box' must be [x0, y0, x1, y1]")
+        if len(points) == 0 and box is None:
+            raise PromptError(f"{where} ({name}): no prompt: give points or a box")
+        choice = entry.get("mask_choice")
+        if choice is not None and choice not in (0, 1, 2):
+            raise PromptError(f"{where} ({name}): 'mask_choice' must be 0, 1 or 2 (got {choice!r})")
+        prompts.append(ObjectPrompt(name, view, points, labels.astype(np.int64), box, choice))
+    return prompts
+
+
+def _array(value, shape: tuple[int, ...], problem: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PromptError(problem) from None
+    if array.size == 0 and shape[0] == -1:
+        return array.reshape(0, *shape[1:])
+    if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape)):
+        raise PromptError(f"{problem} (got shape {list(array.shape)})")
+    return array
+
+
+def _write_png(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,192 @@
+"""Score SA3D on a scene with ground truth: automatic clicks, test-view mask IoU / accuracy, a single-view SAM baseline,
+and the extracted mesh's Chamfer distance / F-score against the ground-truth mesh."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import trimesh
+from scipy import ndimage
+
+from .errors import DatasetError, PromptError, SA3DError
+from .mesh_extraction import ExtractionSettings, write_mesh
+from .metrics import mask_accuracy, mask_iou, mesh_distances
+from .object_export import extract_object
+from .sa3d import MASK_LEVEL, SA3DSettings, SceneSegmenter
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class EvalSettings:
+    max_clicks: int = 3  # positive clicks on the reference view
+    sa3d: SA3DSettings = dc_field(default_factory=SA3DSettings)
+    extraction: ExtractionSettings = dc_field(default_factory=ExtractionSettings)
+    fscore_fraction: float = 0.02  # F-score distance threshold, as a fraction of the dataset box diagonal
+    meshes: bool = True  # extract and score meshes (the slowest part after SAM)
+
+
+def reference_clicks(mask: np.ndarray, max_clicks: int = 3) -> np.ndarray:
+    """Up to max_clicks pixel positions [N,2] (x, y) inside `mask`: the point deepest inside (distance transform),
+    then points far from the chosen ones among the pixels at least half as deep, so they spread over the object."""
+    depth = ndimage.distance_transform_edt(mask)
+    if depth.max() <= 0:
+        raise ValueError("the mask is empty: no click can be placed")
+    interior = depth >= 0.5 * depth.max()
+    rows, cols = np.nonzero(interior)
+    first = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    chosen = [first]
+    nearest = np.hypot(rows - first[0], cols - first[1])
+    while len(chosen) < max_clicks and nearest.max() > 2.0:
+        k = int(np.argmax(nearest))
+        chosen.append((rows[k], cols[k]))
+        nearest = np.minimum(nearest, np.hypot(rows - rows[k], cols - cols[k]))
+    return np.array([[c + 0.5, r + 0.5] for r, c in chosen], dtype=np.float64)
+
+
+def reference_view(segmenter: SceneSegmenter, object_index: int) -> int:
+    """The propagation (training) view in which the object covers the most pixels."""
+    gt = segmenter.dataset.ground_truth
+    areas = [np.count_nonzero(gt.load_mask(i) == object_index) for i in segmenter.views]
+    return segmenter.views[int(np.argmax(areas))]
+
+
+def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings = EvalSettings(),
+                    progress: Progress | None = None, mesh_dir: Path | None = None) -> dict:
+    """Segment `name` from automatic clicks and score it on every test view (and its mesh, written to
+    mesh_dir/<name>.ply when given). Needs ground truth."""
+    dataset = segmenter.dataset
+    if dataset.ground_truth is None:
+        raise DatasetError(dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
+    info = dataset.ground_truth.object(name)
+    view = reference_view(segmenter, info.index)
+    clicks = reference_clicks(dataset.ground_truth.load_mask(view) == info.index, settings.max_clicks)
+    result = segmenter.segment(name, view, clicks, np.ones(len(clicks), dtype=np.int64), settings=settings.sa3d,
+                               progress=progress)
+    click_point = _click_world_point(segmenter, view, clicks[0])
+
+    per_view = {}
+    for i in dataset.test:
+        i = int(i)
+        truth = dataset.ground_truth.load_mask(i) == info.index
+        predicted = segmenter.render_mask(name, i) > MASK_LEVEL
+        baseline = _single_view_baseline(segmenter, i, click_point)
+        per_view[dataset.cameras.names[i]] = {
+            "iou": mask_iou(predicted, truth), "accuracy": mask_accuracy(predicted, truth),
+            "baseline_iou": mask_iou(baseline, truth), "baseline_accuracy": mask_accuracy(baseline, truth),
+        }
+    scores = {key: float(np.mean([v[key] for v in per_view.values()])) for key in
+              ("iou", "accuracy", "baseline_iou", "baseline_accuracy")}
+    out = {"name": name, "reference_view": dataset.cameras.names[view], "clicks": clicks.tolist(), **scores,
+           "used_views": len(result.used_views), "skipped_views": result.skipped_views,
+           "segment_seconds": result.seconds, "per_view": per_view}
+    if settings.meshes:
+        out.update(_mesh_scores(segmenter, result.grid, info.mesh_path, settings, mesh_dir, name))
+    return out
+
+
+def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSettings(),
+                   progress: Progress | None = None, mesh_dir: Path | None = None) -> dict:
+    """evaluate_object for every ground-truth object, their means and a printable table."""
+    objects = segmenter.dataset.ground_truth.objects if segmenter.dataset.ground_truth else []
+    results = {}
+    for k, info in enumerate(objects):
+        if progress is not None:
+            progress(k / len(objects), f"object {info.name} ({k + 1}/{len(objects)})")
+        try:
+            results[info.name] = evaluate_object(segmenter, info.name, settings, mesh_dir=mesh_dir)
+        except PromptError as exc:  # one object SA3D cannot place must not hide the others' scores
+            log.warning("object %s failed: %s", info.name, exc)
+            results[info.name] = {"name": info.name, "error": str(exc), "iou": 0.0, "accuracy": float("nan")}
+    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "fscore", "chamfer", "segment_seconds")
+    mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
+    summary = {"objects": results, "mean": mean}
+    summary["table"] = format_table(summary)
+    return summary
+
+
+def prompts_of(summary: dict) -> dict:
+    """The automatic clicks of an evaluation as a prompts file (the schema `segment --prompts` and the batch read)."""
+    return {"objects": [{"name": name, "view": r["reference_view"], "points": r["clicks"], "labels": [1] * len(r["clicks"])}
+                        for name, r in summary["objects"].items() if "clicks" in r]}
+
+
+def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
+    """[H, 3W, 3] float: the view's image | ground-truth object masks | SA3D's 3-D masks rendered there, coloured per object."""
+    dataset = segmenter.dataset
+    image = dataset.load_image(view)
+    truth = dataset.ground_truth.load_mask(view)
+    palette = np.array([[0.9, 0.3, 0.2], [0.2, 0.7, 0.3], [0.2, 0.4, 0.9], [0.95, 0.8, 0.1], [0.7, 0.3, 0.8],
+                        [0.1, 0.8, 0.8], [0.9, 0.5, 0.1], [0.5, 0.5, 0.5]])
+    gt_panel, sa3d_panel = image * 0.3, image * 0.3
+    for k, info in enumerate(dataset.ground_truth.objects):
+        color = palette[k % len(palette)]
+        gt_panel = np.where((truth == info.index)[..., None], color, gt_panel)
+        if info.name in segmenter.mask_grid.names:
+            sa3d_panel = np.where((segmenter.render_mask(info.name, view) > MASK_LEVEL)[..., None], color, sa3d_panel)
+    return np.concatenate([image, gt_panel, sa3d_panel], axis=1)
+
+
+def format_table(summary: dict) -> str:
+    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("fscore", "F@2%"),
+               ("chamfer", "Chamfer"), ("used_views", "views"), ("segment_seconds", "seconds")]
+    rows = [(name, r) for name, r in summary["objects"].items()] + [("mean", summary["mean"])]
+    header = f"{'object':<12}" + "".join(f"{title:>15}" for _, title in columns)
+    lines = [header, "-" * len(header)]
+    for name, r in rows:
+        cells = "".join(f"{_fmt(r.get(key)):>15}" for key, _ in columns)
+        lines.append(f"{name:<12}{cells}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def _click_world_point(segmenter: SceneSegmenter, view: int, click: np.ndarray) -> np.ndarray:
+    """The 3-D point under a click: the pixel's ray at the field's rendered depth."""
+    weights = segmenter.cache.weights(view)
+    col, row = int(click[0]), int(click[1])
+    origins, dirs = segmenter.cameras.pixel_rays(view)
+    k = row * weights.shape[1] + col
+    return origins[k] + dirs[k] * weights.depth[row, col]
+
+
+def _single_view_baseline(segmenter: SceneSegmenter, view: int, point: np.ndarray) -> np.ndarray:
+    """SAM alone on `view`, clicked where the reference click's 3-D point projects; its top-scored mask."""
+    cameras = segmenter.cameras
+    h, w = int(cameras.height[view]), int(cameras.width[view])
+    xy, depth = cameras.project(view, point[None])
+    x, y = xy[0]
+    if not (depth[0] > 0 and 0 <= x < w and 0 <= y < h):
+        return np.zeros((h, w), dtype=bool)
+    result = segmenter.candidates(view, xy, np.ones(1, dtype=np.int64))
+    return result.masks[int(np.argmax(result.scores))]
+
+
+def _mesh_scores(segmenter: SceneSegmenter, grid: np.ndarray, mesh_path, settings: EvalSettings,
+                 mesh_dir: Path | None, name: str) -> dict:
+    bbox = segmenter.dataset.bbox
+    threshold = settings.fscore_fraction * float(np.linalg.norm(bbox[1] - bbox[0]))
+    truth = trimesh.load(mesh_path, force="mesh")
+    try:
+        mesh = extract_object(segmenter.field, grid, settings.extraction)
+    except SA3DError as exc:
+        log.warning("no mesh for this object: %s", exc)
+        mesh = trimesh.Trimesh()
+    scores = mesh_distances(mesh, truth, threshold)
+    written = {}
+    if mesh_dir is not None and len(mesh.faces):
+        written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
+    return {**written, "fscore": scores["fscore"], "chamfer": scores["chamfer"], "precision": scores["precision"],
+            "recall": scores["recall"], "fscore_threshold": threshold}

@@ -1,0 +1,88 @@
+"""SA3D's 3-D mask grid in closed form: per-vertex running average of the inverse-rendered votes of every accepted view.
+
+The reference takes one SGD step (lr = 1) per view on the linear loss L = -Σ S·M + λ Σ (1-S)·M with M = A V, and keeps
+a per-vertex running average over the views that changed the vertex. The gradient does not depend on V, so the result
+is V = Σ_views A^T (S - λ(1-S)) / (number of views that see the vertex): two accumulators and one division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .view_cache import ViewWeights
+
+
+@dataclass
+class ObjectVotes:
+    total: np.ndarray  # float64 [X*Y*Z] Σ_views A^T (S - λ(1-S))
+    count: np.ndarray  # int32 [X*Y*Z] number of accepted views that see the vertex
+    support: np.ndarray  # float64 [X*Y*Z] Σ_views A^T S: where this object's SAM masks put mass (penalises the others)
+
+
+class MaskGrid:
+    """One mask channel per object on the density grid's vertices (values start at 0).
+
+    `other_object_penalty` μ is the reference's multi-object term Σ_p S_j(p)·M_k(p): object k loses μ times object j's
+    splatted SAM masks, so a SAM mask that leaks onto a neighbour does not give the neighbour's voxels to k.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], other_object_penalty: float = 1.0):
+        self.shape = tuple(int(s) for s in shape)
+        self.other_object_penalty = float(other_object_penalty)
+        self._objects: dict[str, ObjectVotes] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._objects)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def reset(self, name: str) -> None:
+        """Start (or restart) object `name` with no votes."""
+        n = self.size
+        self._objects[name] = ObjectVotes(np.zeros(n), np.zeros(n, dtype=np.int32), np.zeros(n))
+
+    def votes(self, name: str) -> ObjectVotes | None:
+        return self._objects.get(name)
+
+    def put_votes(self, name: str, votes: ObjectVotes | None) -> None:
+        """Put back what `votes` returned (None removes the object): undoes a segmentation that failed half-way."""
+        if votes is None:
+            self._objects.pop(name, None)
+        else:
+            self._objects[name] = votes
+
+    def add_view(self, name: str, weights: ViewWeights, sam_mask: np.ndarray, negative_weight: float) -> None:
+        """Inverse-render one view's SAM mask into object `name` (λ = negative_weight for pixels outside the mask)."""
+        votes = self._objects[name]
+        inside = np.asarray(sam_mask, dtype=np.float64).reshape(weights.shape)
+        positive = weights.splat(inside)
+        votes.total += positive - negative_weight * weights.splat(1.0 - inside)
+        votes.count += weights.touched()
+        votes.support += positive
+
+    def values(self, name: str) -> np.ndarray:
+        """The mask grid V of `name`, float32 [X*Y*Z]; 0 where no accepted view sees the vertex."""
+        votes = self._objects[name]
+        total = votes.total
+        if self.other_object_penalty and len(self._objects) > 1:
+            others = sum(v.support for other, v in self._objects.items() if other != name)
+            total = total - self.other_object_penalty * others
+        return (total / np.maximum(votes.count, 1)).astype(np.float32)
+
+    def grid(self, name: str) -> np.ndarray:
+        return self.values(name).reshape(self.shape)
+
+    def masks(self, exclusive: bool = False) -> dict[str, np.ndarray]:
+        """3-D masks bool [X,Y,Z] per object: V > 0; with `exclusive`, a vertex goes only to the object with the highest V."""
+        values = {name: self.values(name) for name in self._objects}
+        if not exclusive or len(values) < 2:
+            return {name: (v > 0).reshape(self.shape) for name, v in values.items()}
+        names = list(values)
+        stacked = np.stack([values[n] for n in names])
+        winner = np.argmax(stacked, axis=0)
+        return {n: ((stacked[k] > 0) & (winner == k)).reshape(self.shape) for k, n in enumerate(names)}

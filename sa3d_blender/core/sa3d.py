@@ -1,0 +1,262 @@
+"""SA3D on a trained field: from the user's clicks on one view to a 3-D mask, by inverse rendering and self-prompting.
+
+Decisions (measured on the generated scenes, see the report in the tests):
+- views after the first are visited nearest-first (greedy by camera centre and viewing direction), so each view is
+  prompted from a grid built from similar viewpoints; the reference goes in dataset order (measured the same on the
+  tiny scene, 0.911 vs 0.910: the closed-form average makes order matter only through the IoU gate);
+- SAM returns its 3 masks and the one that best matches the rendered mask is kept (the gate compares the same pair);
+- views rejected by the IoU gate are tried once more at the end, with the grid all the accepted views built;
+- no negative self-prompts by default: one background click per view measured slightly worse (IoU 0.908 vs 0.911);
+- a click on empty space (SAM mask empty, or the field renders < `min_opacity` on average inside it) is a PromptError,
+  and so is an object no other view confirms: a 1-view mask is a smear along the rays, not an object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .datasets import Dataset
+from .errors import InputFileError, PromptError
+from .mask_grid import MaskGrid
+from .metrics import mask_iou
+from .segmenters import Segmenter, SegmenterResult
+from .self_prompting import Prompts, PromptSettings, binarise_rendered, choose_prompts
+from .view_cache import ViewCache, ViewData
+from .voxel_field import VoxelField
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+VIEW_ORDERS = ("nearest", "dataset")
+MASK_LEVEL = 0.5  # render_mask threshold: the object holds more than half of the pixel's opacity
+
+
+@dataclass
+class SA3DSettings:
+    # λ for the user's view. The reference uses 5; with the closed-form average the first view is just one vote among
+    # many, and 1 kept more of the object at its silhouette (tiny scene, mean test IoU 0.921 vs 0.911 with 5)
+    first_view_negative: float = 1.0
+    negative: float = 1.0  # λ for self-prompted views (reference: 1; 0.3 and 0.5 measured no better)
+    iou_threshold: float = 0.5  # τ: skip a view whose SAM mask and rendered mask agree less
+    prompts: PromptSettings = dc_field(default_factory=PromptSettings)
+    view_order: str = "nearest"  # "nearest" or "dataset"
+    retry_skipped: bool = True  # second chance for gated views once every other view has voted
+    min_opacity: float = 0.5  # mean rendered opacity a first-view SAM mask needs to be "something"
+
+    def __post_init__(self) -> None:
+        if self.view_order not in VIEW_ORDERS:
+            raise ValueError(f"view_order must be one of {VIEW_ORDERS}, got {self.view_order!r}")
+
+
+@dataclass
+class ObjectResult:
+    name: str
+    grid: np.ndarray  # float32 [X,Y,Z] mask grid V; the 3-D mask is grid > 0
+    first_view: str
+    used_views: list[str]  # views whose SAM mask was inverse-rendered, in order (first view first)
+    skipped_views: dict[str, str]  # view -> reason
+    view_ious: dict[str, float]  # IoU(SAM mask, rendered mask) of every prompted view
+    seconds: float
+
+
+class SceneSegmenter:
+    """SA3D for one field + dataset + SAM model; holds the view cache and one mask channel per segmented object."""
+
+    def __init__(self, field: VoxelField, dataset: Dataset, segmenter: Segmenter, views=None,
+                 cache_folder: str | Path | None = None, other_object_penalty: float = 1.0):
+        """`views` are the camera indices SA3D propagates over (default: the dataset's training views)."""
+        self.field = field
+        self.dataset = dataset
+        self.cameras = dataset.cameras
+        self.segmenter = segmenter
+        self.views = [int(i) for i in (dataset.train if views is None else views)]
+        self.cache = ViewCache(field, self.cameras, segmenter, self._image, cache_folder)
+        self.mask_grid = MaskGrid(field.shape, other_object_penalty)
+        self.results: dict[str, ObjectResult] = {}
+
+    # --- views ----------------------------------------------------------------------------------------------------
+    def _image(self, i: int) -> np.ndarray | None:
+        path = self.cameras.image_paths[i]
+        return self.dataset.load_image(i) if path is not None and path.is_file() else None
+
+    def view_index(self, view: str | int) -> int:
+        if isinstance(view, (int, np.integer)):
+            if not 0 <= view < len(self.cameras):
+                raise PromptError(f"view index {view} is out of range: the dataset has {len(self.cameras)} views")
+            return int(view)
+        return self.cameras.index(str(view))
+
+    def prepare(self, progress: Progress | None = None) -> None:
+        """Compute (or load) every propagation view's SAM embedding and rendering weights."""
+        self.cache.prepare(self.views, progress)
+
+    # --- segmentation ---------------------------------------------------------------------------------------------
+    def candidates(self, view: str | int, points, labels, box=None) -> SegmenterResult:
+        """SAM's 3 candidate masks for the user's prompt on `view` (PromptError for clicks outside the image)."""
+        data = self.cache.get(self.view_index(view))
+        return self.segmenter.predict(data.embedding, _array(points), _array(labels), _array(box), multimask=True)
+
+    def segment(self, name: str, view: str | int, points, labels, box=None, mask_choice: int | None = None,
+                settings: SA3DSettings = SA3DSettings(), progress: Progress | None = None) -> ObjectResult:
+        """Segment object `name` from the prompt on `view`; replaces an earlier object of that name only on success."""
+        start = time.perf_counter()
+        first = self.cache.get(self.view_index(view))
+        result = self.candidates(first.index, points, labels, box)
+        choice = int(np.argmax(result.scores)) if mask_choice is None else int(mask_choice)
+        if not 0 <= choice < len(result.masks):
+            raise PromptError(f"mask_choice {mask_choice} does not exist: SAM gave {len(result.masks)} masks (0..{len(result.masks) - 1})")
+        first_mask = result.masks[choice]
+        self._check_first_mask(first, first_mask, settings.min_opacity)
+
+        previous = self.mask_grid.votes(name)
+        self.mask_grid.reset(name)
+        try:
+            outcome = self._propagate(name, first, first_mask, settings, progress)
+        except BaseException:
+            self.mask_grid.put_votes(name, previous)
+            raise
+        used, skipped, ious = outcome
+        grid = self.mask_grid.grid(name)
+        if len(used) < 2 or not (grid > 0).any():
+            self.mask_grid.put_votes(name, previous)
+            reasons = "; ".join(f"{v}: {r}" for v, r in list(skipped.items())[:4])
+            raise PromptError(
+                f"object '{name}': no other view confirmed the mask drawn on view {first.name} "
+                f"({len(skipped)} views skipped{', e.g. ' + reasons if reasons else ''}). A mask seen from one view only "
+                "cannot be placed in 3-D: click the object where it is large and unoccluded, or add clicks")
+        outcome = ObjectResult(name, grid, first.name, used, skipped, ious, time.perf_counter() - start)
+        self.results[name] = outcome
+        log.info("object %s: %d views used, %d skipped, %.1f s", name, len(used), len(skipped), outcome.seconds)
+        return outcome
+
+    def _check_first_mask(self, first: ViewData, mask: np.ndarray, min_opacity: float) -> None:
+        if not mask.any():
+            raise PromptError(f"SAM found nothing at the click(s) on view {first.name}: the mask is empty")
+        opacity = float(first.weights.opacity[mask].mean())
+        if opacity < min_opacity:
+            raise PromptError(
+                f"the selection on view {first.name} covers empty space: the field renders it at {opacity:.0%} opacity "
+                "on average; click on an object the reconstruction contains")
+
+    def _propagate(self, name: str, first: ViewData, first_mask: np.ndarray, settings: SA3DSettings,
+                   progress: Progress | None) -> tuple[list[str], dict[str, str], dict[str, float]]:
+        self.mask_grid.add_view(name, first.weights, first_mask, settings.first_view_negative)
+        used, skipped, ious = [first.name], {}, {}
+        others = [i for i in self.views if i != first.index]
+        order = nearest_first(self.cameras, first.index, others) if settings.view_order == "nearest" else others
+        queue = list(order)
+        retried: set[int] = set()
+        done = 0
+        while queue:
+            i = queue.pop(0)
+            data = self.cache.get(i)
+            accepted, reason, iou = self._prompt_view(name, data, settings)
+            if iou is not None:
+                ious[data.name] = iou
+            if accepted:
+                used.append(data.name)
+                skipped.pop(data.name, None)
+            else:
+                skipped[data.name] = reason
+                if settings.retry_skipped and i not in retried:
+                    retried.add(i)
+                    queue.append(i)
+            done += 1
+            if progress is not None:
+                progress(min(done / max(len(order), 1), 1.0), f"{name}: view {data.name} {'used' if accepted else reason}")
+        return used, skipped, ious
+
+    def _prompt_view(self, name: str, data: ViewData, settings: SA3DSettings) -> tuple[bool, str, float | None]:
+        """Self-prompt SAM on one view and, when it agrees with the render, add its mask to the grid."""
+        score = data.weights.render(self.mask_grid.values(name))
+        prompts = choose_prompts(score, self._world_points(data), data.weights.opacity, settings.prompts)
+        if prompts is None:
+            return False, "no prompt available: the rendered mask has no positive pixel", None
+        rendered = binarise_rendered(score)
+        sam_mask = self._best_match(data, prompts, rendered)
+        iou = mask_iou(sam_mask, rendered)
+        if iou < settings.iou_threshold:
+            return False, f"SAM mask disagrees with the rendered mask (IoU {iou:.2f} < {settings.iou_threshold:g})", iou
+        self.mask_grid.add_view(name, data.weights, sam_mask, settings.negative)
+        return True, "", iou
+
+    def _best_match(self, data: ViewData, prompts: Prompts, rendered: np.ndarray) -> np.ndarray:
+        result = self.segmenter.predict(data.embedding, prompts.points, prompts.labels, multimask=True)
+        fits = [mask_iou(mask, rendered) for mask in result.masks]
+        return result.masks[int(np.argmax(fits))]
+
+    def _world_points(self, data: ViewData) -> np.ndarray:
+        origins, dirs = self.cameras.pixel_rays(data.index)
+        return (origins + dirs * data.weights.depth.reshape(-1, 1)).reshape(*data.weights.shape, 3)
+
+    # --- results --------------------------------------------------------------------------------------------------
+    def render_mask(self, name: str, view: str | int, exclusive: bool = False) -> np.ndarray:
+        """Opacity [H,W] in [0,1] of object `name` alone (its 3-D mask V > 0, rendered with the frozen weights) in any
+        camera of the dataset; a pixel shows the object where this is > MASK_LEVEL.
+
+        Rendering the binary 3-D mask rather than thresholding A·V at 0 drops the fringe pixels that only graze the
+        object (on the tiny scene: mean test IoU 0.81 -> 0.90)."""
+        if name not in self.mask_grid.names:
+            known = ", ".join(self.mask_grid.names) or "none yet"
+            raise PromptError(f"no segmented object named '{name}' (segmented: {known})")
+        inside = self.mask_grid.masks(exclusive)[name].reshape(-1).astype(np.float32)
+        return self.cache.weights(self.view_index(view)).render(inside).astype(np.float32)
+
+
+def nearest_first(cameras, start: int, others: list[int]) -> list[int]:
+    """Greedy order: next is the view closest (centre distance + viewing-direction difference) to any visited view."""
+    centres = cameras.c2w[:, :3, 3]
+    directions = -cameras.c2w[:, :3, 2]
+    scale = float(np.median(np.linalg.norm(centres - centres.mean(0), axis=1))) or 1.0
+    features = np.concatenate([centres, directions * scale], axis=1)
+    remaining = list(others)
+    best = np.linalg.norm(features[remaining] - features[start], axis=1)
+    order = []
+    while remaining:
+        k = int(np.argmin(best))
+        chosen = remaining.pop(k)
+        best = np.delete(best, k)
+        order.append(chosen)
+        if remaining:
+            best = np.minimum(best, np.linalg.norm(features[remaining] - features[chosen], axis=1))
+    return order
+
+
+def _array(value) -> np.ndarray | None:
+    return None if value is None else np.asarray(value)
+
+
+def write_object_mask(path: str | Path, result: ObjectResult, field_id: str) -> Path:
+    """Save an object's mask grid (and how it was made) as .npz, atomically; `field_id` ties it to its field."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, grid=result.grid.astype(np.float32), name=np.array(result.name),
+                                field_id=np.array(field_id), first_view=np.array(result.first_view),
+                                used_views=np.array(result.used_views))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_object_mask(path: str | Path) -> tuple[str, np.ndarray, str]:
+    """(name, grid float32 [X,Y,Z], field_id) from write_object_mask's file; InputFileError when it is not one."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["name"]), data["grid"].astype(np.float32), str(data["field_id"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputFileError(path, f"not an SA3D object mask file ({type(exc).__name__}: {exc})") from None

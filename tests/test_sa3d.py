@@ -1,0 +1,165 @@
+"""SA3D end to end on the tiny scene with real MobileSAM and a real field: IoU against ground truth, and every user error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sa3d_blender.cli.segment import read_prompts
+from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.errors import PromptError
+from sa3d_blender.core.evaluation import reference_clicks, reference_view
+from sa3d_blender.core.field_checkpoint import load_field
+from sa3d_blender.core.metrics import mask_iou
+from sa3d_blender.core.sa3d import MASK_LEVEL, SceneSegmenter, nearest_first, read_object_mask, write_object_mask
+from sa3d_blender.core.segmenters import load_segmenter
+from test_view_cache import tiny_field_path
+
+
+@pytest.fixture(scope="module")
+def scene(tiny_scene) -> SceneSegmenter:
+    torch.set_num_threads(2)
+    field, _, _ = load_field(tiny_field_path(tiny_scene))
+    segmenter = SceneSegmenter(field, load_dataset(tiny_scene), load_segmenter("mobile_sam", device="cpu"))
+    segmenter.prepare()
+    return segmenter
+
+
+def gt_clicks(scene: SceneSegmenter, name: str) -> tuple[int, np.ndarray]:
+    gt = scene.dataset.ground_truth
+    index = gt.object(name).index
+    view = reference_view(scene, index)
+    return view, reference_clicks(gt.load_mask(view) == index)
+
+
+def test_iou(scene: SceneSegmenter, name: str, view: int) -> float:
+    gt = scene.dataset.ground_truth
+    return mask_iou(scene.render_mask(name, view) > MASK_LEVEL, gt.load_mask(view) == gt.object(name).index)
+
+
+test_iou.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="module")
+def duck(scene):
+    view, clicks = gt_clicks(scene, "duck")
+    return scene.segment("duck", view, clicks, np.ones(len(clicks)))
+
+
+def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
+    ious = [test_iou(scene, "duck", int(i)) for i in scene.dataset.test]
+    assert np.mean(ious) >= 0.85, ious
+    assert min(ious) >= 0.7, ious
+    assert len(duck.used_views) >= 0.75 * len(scene.views)
+    assert duck.grid.shape == scene.field.shape and duck.grid.dtype == np.float32
+    assert set(duck.used_views).isdisjoint(duck.skipped_views)
+
+
+def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):
+    view, clicks = gt_clicks(scene, "box")
+    scene.segment("box", view, clicks, np.ones(len(clicks)))
+    ious = [test_iou(scene, "box", int(i)) for i in scene.dataset.test]
+    assert np.mean(ious) >= 0.7, ious
+    masks = scene.mask_grid.masks(exclusive=True)
+    assert masks["duck"].any() and masks["box"].any() and not (masks["duck"] & masks["box"]).any()
+
+
+def test_mask_file_round_trip(scene, duck, tmp_path):
+    path = write_object_mask(tmp_path / "duck.npz", duck, scene.cache.field_id)
+    name, grid, field_id = read_object_mask(path)
+    assert name == "duck" and field_id == scene.cache.field_id
+    np.testing.assert_array_equal(grid, duck.grid)
+    assert [p.name for p in tmp_path.iterdir()] == ["duck.npz"]
+
+
+def test_click_outside_the_image_is_refused(scene):
+    with pytest.raises(PromptError, match=r"click \(500, 10\) is outside the image of size 96x96"):
+        scene.segment("x", scene.views[0], [[500, 10]], [1])
+
+
+def test_unknown_view_is_refused_with_the_valid_names(scene):
+    with pytest.raises(PromptError, match="unknown view 'nope': the 24 views are named 0000, 0001"):
+        scene.segment("x", "nope", [[10, 10]], [1])
+
+
+def test_missing_mask_choice_is_refused(scene):
+    view, clicks = gt_clicks(scene, "duck")
+    with pytest.raises(PromptError, match="mask_choice 7 does not exist"):
+        scene.segment("x", view, clicks, np.ones(len(clicks)), mask_choice=7)
+
+
+def test_click_on_empty_space_is_refused(scene):
+    view = scene.views[0]
+    opacity = scene.cache.get(view).weights.opacity
+    row, col = np.unravel_index(int(np.argmin(opacity)), opacity.shape)
+    assert opacity[row, col] < 0.05  # the tiny scene shows background above the ground plane
+    with pytest.raises(PromptError, match="empty space|SAM found nothing"):
+        scene.segment("x", view, [[col + 0.5, row + 0.5]], [1])
+    assert "x" not in scene.mask_grid.names
+
+
+def test_object_no_other_view_confirms_is_an_error_and_keeps_the_previous_result(scene, duck):
+    view, clicks = gt_clicks(scene, "duck")
+    before = scene.render_mask("duck", int(scene.dataset.test[0]))
+    all_views = scene.views
+    scene.views = [view]  # as if no other camera saw the object
+    try:
+        with pytest.raises(PromptError, match="no other view confirmed the mask drawn on view"):
+            scene.segment("duck", view, clicks, np.ones(len(clicks)))
+    finally:
+        scene.views = all_views
+    np.testing.assert_array_equal(scene.render_mask("duck", int(scene.dataset.test[0])), before)
+
+
+def test_nearest_first_walks_around_the_orbit(scene):
+    cameras = scene.cameras
+    order = nearest_first(cameras, 0, list(range(1, len(cameras))))
+    assert sorted(order) == list(range(1, len(cameras)))
+    centres = cameras.c2w[:, :3, 3]
+    step = lambda a, b: np.linalg.norm(centres[a] - centres[b])
+    # the first views visited are the camera's neighbours, not a random far one
+    nearest = min(range(1, len(cameras)), key=lambda k: step(0, k))
+    assert order[0] == nearest
+
+
+def write_json(path, data) -> str:
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("objects, message", [
+    ([{"name": "a", "view": "0001", "points": [[1, 2, 3]], "labels": [1]}], r"'points' must be a list of \[x, y\] pairs"),
+    ([{"name": "a", "view": "0001", "points": [[1, 2], [3, 4]], "labels": [1]}], "2 points but 1 labels"),
+    ([{"name": "a", "view": "0001", "points": [[1, 2]], "labels": [2]}], "labels must be 1 .object. or 0"),
+    ([{"name": "a", "view": 3, "points": [[1, 2]], "labels": [1]}], "'view' must be a view name string"),
+    ([{"name": "a", "view": "0001", "points": [[1, 2]], "labels": [1], "mask_choice": 5}], "'mask_choice' must be 0, 1 or 2"),
+    ([{"name": "a", "view": "0001", "points": [[1, 2]], "labels": [1], "box": [1, 2]}], r"'box' must be \[x0, y0, x1, y1\]"),
+    ([{"name": "a", "view": "0001", "points": [], "labels": []}], "no prompt: give points or a box"),
+    ([{"name": "a", "view": "0001", "points": [[1, 2]], "labels": [1]}] * 2, "unique in the file"),
+])
+def test_prompts_file_errors_name_the_file_and_the_problem(tmp_path, objects, message):
+    path = write_json(tmp_path / "p.json", {"objects": objects})
+    with pytest.raises(PromptError, match=message) as error:
+        read_prompts(path)
+    assert str(path) in str(error.value) and "objects[" in str(error.value)
+
+
+def test_prompts_file_that_is_not_json_or_has_no_objects(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{objects: ")
+    with pytest.raises(PromptError, match="bad.json: not valid JSON"):
+        read_prompts(bad)
+    with pytest.raises(PromptError, match=r"expected \{\"objects\""):
+        read_prompts(write_json(tmp_path / "empty.json", {"objects": []}))
+
+
+def test_valid_prompts_file_is_read(tmp_path):
+    path = write_json(tmp_path / "p.json", {"objects": [
+        {"name": "duck", "view": "0003", "points": [[10, 20], [30, 40]], "labels": [1, 0], "mask_choice": 2},
+        {"name": "box", "view": "0005", "box": [1, 2, 30, 40]}]})
+    duck, box = read_prompts(path)
+    assert duck.points.tolist() == [[10, 20], [30, 40]] and duck.labels.tolist() == [1, 0] and duck.mask_choice == 2
+    assert box.points.shape == (0, 2) and box.box.tolist() == [1, 2, 30, 40] and box.mask_choice is None

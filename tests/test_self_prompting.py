@@ -1,0 +1,66 @@
+"""Self-prompting on a synthetic view: points inside the object, spread out, and never on a far-away look-alike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sa3d_blender.core.self_prompting import PromptSettings, binarise_rendered, choose_prompts, exclusion_half_size
+
+H = W = 64
+
+
+def synthetic_view():
+    """A disc (the object, 3-D points near z=0) and a blob with a spurious score of the same height far away (z=5)."""
+    rows, cols = np.mgrid[0:H, 0:W] + 0.5
+    disc = (cols - 20) ** 2 + (rows - 32) ** 2 < 12**2
+    blob = (cols - 52) ** 2 + (rows - 12) ** 2 < 5**2
+    score = np.where(disc, 1.0 - 0.3 * np.hypot(cols - 20, rows - 32) / 12, -0.2)
+    score[blob] = 0.9
+    points = np.stack([cols / W, rows / H, np.where(blob, 5.0, 0.0)], axis=-1)
+    opacity = np.ones((H, W))
+    return score, points, opacity, disc, blob
+
+
+def test_points_are_inside_the_object_spread_out_and_avoid_the_far_blob():
+    score, points, opacity, disc, blob = synthetic_view()
+    prompts = choose_prompts(score, points, opacity, PromptSettings(max_points=4))
+    assert prompts is not None and len(prompts.points) == 4 and (prompts.labels == 1).all()
+    cols, rows = prompts.points[:, 0].astype(int), prompts.points[:, 1].astype(int)
+    assert disc[rows, cols].all() and not blob[rows, cols].any()
+    assert abs(cols[0] - 20) <= 1 and abs(rows[0] - 32) <= 1  # the most confident pixel first
+    half = exclusion_half_size(score)
+    gaps = [max(abs(cols[a] - cols[b]), abs(rows[a] - rows[b])) for a in range(4) for b in range(a)]
+    assert min(gaps) > half
+
+
+def test_flat_distance_proxy_would_jump_to_the_blob_but_3d_distance_does_not():
+    score, points, opacity, disc, blob = synthetic_view()
+    flat = points.copy()
+    flat[..., 2] = 0.0  # what a depth-blind proxy sees: the blob is as close as the disc's far side
+    many = PromptSettings(max_points=12, distance_scale=4.0)
+    chosen_flat = choose_prompts(score, flat, opacity, many)
+    chosen_3d = choose_prompts(score, points, opacity, many)
+    on_blob = lambda p: blob[p.points[:, 1].astype(int), p.points[:, 0].astype(int)].any()
+    assert on_blob(chosen_flat)
+    assert not on_blob(chosen_3d)
+
+
+def test_no_prompt_when_the_rendered_mask_has_no_positive_pixel():
+    score, points, opacity, _, _ = synthetic_view()
+    assert choose_prompts(np.full((H, W), -0.5), points, opacity) is None
+    # positive score only where the field is transparent does not count either
+    assert choose_prompts(score, points, np.zeros((H, W))) is None
+
+
+def test_negative_points_lie_outside_the_object_where_the_render_says_background():
+    score, points, opacity, disc, _ = synthetic_view()
+    prompts = choose_prompts(score, points, opacity, PromptSettings(max_points=2, negative_points=2))
+    negatives = prompts.points[prompts.labels == 0].astype(int)
+    assert len(negatives) == 2
+    assert not disc[negatives[:, 1], negatives[:, 0]].any()
+    assert (score[negatives[:, 1], negatives[:, 0]] < 0).all()
+
+
+def test_binarisation_is_the_reference_rule():
+    score = np.array([[-1.0, 0.1, 0.2], [0.9, 1.0, 0.0]])
+    assert binarise_rendered(score).tolist() == [[False, False, False], [True, True, False]]
