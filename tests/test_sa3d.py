@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.cli.segment import read_prompts
+from sa3d_blender.core.prompts import read_prompts
 from sa3d_blender.core.datasets import load_dataset
 from sa3d_blender.core.errors import PromptError
 from sa3d_blender.core.evaluation import reference_clicks, reference_view
@@ -35,12 +35,9 @@ def gt_clicks(scene: SceneSegmenter, name: str) -> tuple[int, np.ndarray]:
     return view, reference_clicks(gt.load_mask(view) == index)
 
 
-def test_iou(scene: SceneSegmenter, name: str, view: int) -> float:
+def view_iou(scene: SceneSegmenter, name: str, view: int) -> float:
     gt = scene.dataset.ground_truth
     return mask_iou(scene.render_mask(name, view) > MASK_LEVEL, gt.load_mask(view) == gt.object(name).index)
-
-
-test_iou.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +47,7 @@ def duck(scene):
 
 
 def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
-    ious = [test_iou(scene, "duck", int(i)) for i in scene.dataset.test]
+    ious = [view_iou(scene, "duck", int(i)) for i in scene.dataset.test]
     assert np.mean(ious) >= 0.85, ious
     assert min(ious) >= 0.7, ious
     assert len(duck.used_views) >= 0.75 * len(scene.views)
@@ -61,7 +58,7 @@ def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):
     view, clicks = gt_clicks(scene, "box")
     scene.segment("box", view, clicks, np.ones(len(clicks)))
-    ious = [test_iou(scene, "box", int(i)) for i in scene.dataset.test]
+    ious = [view_iou(scene, "box", int(i)) for i in scene.dataset.test]
     assert np.mean(ious) >= 0.7, ious
     masks = scene.mask_grid.masks(exclusive=True)
     assert masks["duck"].any() and masks["box"].any() and not (masks["duck"] & masks["box"]).any()

@@ -22,7 +22,8 @@ import bpy
 import numpy as np
 
 from ..core.datasets import Dataset, load_dataset
-from ..core.errors import PromptError, SA3DError
+from ..core.errors import SA3DError
+from ..core.prompts import read_prompts
 from ..worker.client import WorkerClient
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
@@ -52,50 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_prompts(path: Path, dataset: Dataset) -> list[dict]:
-    """The objects of a prompts file, checked against the dataset (PromptError naming the file and the entry)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"{path}: prompts file not found") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise PromptError(f"{path}: not a readable JSON file ({error})") from None
-    objects = data.get("objects") if isinstance(data, dict) else None
-    if not isinstance(objects, list) or not objects:
-        raise PromptError(f"{path}: expected {{\"objects\": [...]}} with at least one object")
-    names = set()
-    for i, entry in enumerate(objects):
-        where = f"{path}: objects[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
-            raise PromptError(f"{where}: needs a non-empty \"name\"")
-        if entry["name"] in names:
-            raise PromptError(f"{where}: the name {entry['name']!r} is used twice")
-        names.add(entry["name"])
-        try:
-            view = dataset.cameras.index(str(entry.get("view")))
-        except PromptError as error:
-            raise PromptError(f"{where}: {error}") from None
-        points = np.asarray(entry.get("points", []), dtype=float)
-        labels = list(entry.get("labels", []))
-        if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
-            raise PromptError(f"{where}: \"points\" must be a non-empty list of [x, y] pixel pairs")
-        if len(labels) != len(points) or not set(labels) <= {0, 1} or 1 not in labels:
-            raise PromptError(f"{where}: \"labels\" needs one 0/1 per point and at least one 1")
-        width, height = int(dataset.cameras.width[view]), int(dataset.cameras.height[view])
-        if np.any(points < 0) or np.any(points[:, 0] >= width) or np.any(points[:, 1] >= height):
-            raise PromptError(f"{where}: a point lies outside the {width}x{height} image of view {entry['view']}")
-        if entry.get("mask_choice") not in (None, 0, 1, 2):
-            raise PromptError(f"{where}: \"mask_choice\" must be 0, 1 or 2")
-        if entry.get("box") is not None and len(entry["box"]) != 4:
-            raise PromptError(f"{where}: \"box\" must be [x0, y0, x1, y1]")
-    return objects
-
-
 def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     out = args.out.expanduser().resolve()
     dataset = load_dataset(args.dataset)
-    prompts = read_prompts(args.prompts, dataset)
+    prompts = [p.to_request() for p in read_prompts(args.prompts, dataset.cameras)]
     dataset_path = str(Path(args.dataset).expanduser().resolve())
     settings = WorkerSettings(
         python=args.python or default_worker_python(),

@@ -13,11 +13,9 @@ Outputs in --out: <name>.npz (mask grid) per object and masks/<name>/<view>.png 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +25,11 @@ from ..core.datasets import load_dataset
 from ..core.errors import PromptError
 from ..core.field_checkpoint import load_field
 from ..core.metrics import mask_iou
+from ..core.prompts import ObjectPrompt, read_prompts
 from ..core.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
 from ..core.segmenters import load_segmenter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ObjectPrompt:
-    name: str
-    view: str
-    points: np.ndarray  # [N,2]
-    labels: np.ndarray  # [N]
-    box: np.ndarray | None = None
-    mask_choice: int | None = None
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,57 +111,6 @@ def _numbers(text: str, count: int, option: str) -> list[float]:
     if len(values) != count:
         raise PromptError(f"{option} {text!r}: expected {count} comma-separated numbers")
     return values
-
-
-def read_prompts(path: Path) -> list[ObjectPrompt]:
-    """Parse and check a prompts file; PromptError naming the file, the object and the problem."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise PromptError(f"{path}: cannot read the prompts file ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise PromptError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("objects"), list) or not data["objects"]:
-        raise PromptError(f"{path}: expected {{\"objects\": [ ... ]}} with at least one object")
-    prompts, names = [], set()
-    for k, entry in enumerate(data["objects"]):
-        where = f"{path}: objects[{k}]"
-        if not isinstance(entry, dict):
-            raise PromptError(f"{where} must be an object with name, view, points, labels")
-        name, view = entry.get("name"), entry.get("view")
-        if not isinstance(name, str) or not name or name in names:
-            raise PromptError(f"{where}: 'name' must be a non-empty string, unique in the file (got {name!r})")
-        names.add(name)
-        if not isinstance(view, str):
-            raise PromptError(f"{where} ({name}): 'view' must be a view name string (got {view!r})")
-        points = _array(entry.get("points", []), (-1, 2), f"{where} ({name}): 'points' must be a list of [x, y] pairs")
-        labels = _array(entry.get("labels", []), (-1,), f"{where} ({name}): 'labels' must be a list of 0/1 numbers")
-        if len(labels) != len(points):
-            raise PromptError(f"{where} ({name}): {len(points)} points but {len(labels)} labels")
-        if not np.isin(labels, (0, 1)).all():
-            raise PromptError(f"{where} ({name}): labels must be 1 (object) or 0 (background), got {labels.tolist()}")
-        box = entry.get("box")
-        if box is not None:
-            box = _array(box, (4,), f"{where} ({name}): 'box' must be [x0, y0, x1, y1]")
-        if len(points) == 0 and box is None:
-            raise PromptError(f"{where} ({name}): no prompt: give points or a box")
-        choice = entry.get("mask_choice")
-        if choice is not None and choice not in (0, 1, 2):
-            raise PromptError(f"{where} ({name}): 'mask_choice' must be 0, 1 or 2 (got {choice!r})")
-        prompts.append(ObjectPrompt(name, view, points, labels.astype(np.int64), box, choice))
-    return prompts
-
-
-def _array(value, shape: tuple[int, ...], problem: str) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise PromptError(problem) from None
-    if array.size == 0 and shape[0] == -1:
-        return array.reshape(0, *shape[1:])
-    if array.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, array.shape)):
-        raise PromptError(f"{problem} (got shape {list(array.shape)})")
-    return array
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:
