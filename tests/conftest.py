@@ -68,3 +68,11 @@ def tiny_scene() -> Path:
 @pytest.fixture(scope="session")
 def demo_scene() -> Path:
     return cached_scene("demo")
+
+
+@pytest.fixture(scope="session")
+def segmenter():
+    """The real MobileSAM (weights fetched by scripts/setup_env.sh; a clear CheckpointError if they are missing)."""
+    from sa3d_blender.core.segmenters import load_segmenter
+
+    return load_segmenter("mobile_sam", device="cpu")

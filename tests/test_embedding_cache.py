@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from sa3d_blender.core.embedding_cache import EmbeddingCache
-from sa3d_blender.core.segmenters import ImageEmbedding, default_checkpoint, load_segmenter
+from sa3d_blender.core.segmenters import ImageEmbedding
 
-WEIGHTS = default_checkpoint("mobile_sam")
 HEIGHT, WIDTH = 96, 144  # not square: the encoder pads, so sizes and click scaling differ per axis
 ELLIPSE_CENTRE, ELLIPSE_RADII = (60.0, 50.0), (34.0, 22.0)
 
@@ -45,13 +44,6 @@ def ellipse_scene() -> tuple[np.ndarray, np.ndarray]:
     mask = ((cols - cx) / rx) ** 2 + ((rows - cy) / ry) ** 2 < 1.0
     image[mask] = (40, 170, 60)
     return image.astype(np.uint8), mask
-
-
-@pytest.fixture(scope="module")
-def segmenter():
-    if not WEIGHTS.exists():
-        pytest.skip(f"MobileSAM weights not found at {WEIGHTS} (scripts/setup_env.sh fetches them)")
-    return load_segmenter("mobile_sam", device="cpu")
 
 
 @pytest.fixture(scope="module")

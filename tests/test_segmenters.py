@@ -42,13 +42,6 @@ def shapes_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def segmenter():
-    if not WEIGHTS.exists():
-        pytest.skip(f"MobileSAM weights not found at {WEIGHTS} (scripts/setup_env.sh fetches them)")
-    return load_segmenter("mobile_sam", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def scene():
     return shapes_scene()
 
