@@ -26,7 +26,9 @@ class FieldConfig:
     sh_degree: int = 0  # 0: diffuse colour; 1: first-order view dependence (4 coefficients per channel)
     alpha_init: float = 1e-3  # opacity of one base-voxel step at start (1e-4 left grey floors transparent)
     step_ratio: float = 0.5  # ray-marching step, in voxels
-    occupancy_alpha: float = 1e-3  # a vertex whose one-step opacity is below this is empty space (once training settled)
+    # a vertex whose one-step opacity is below this is empty space once training settled; measured on the demo scene
+    # (240 s): 1e-2 gave 932 iterations, 41 % occupied, 33.3 dB; 1e-3 gave 616 iterations, 75 % occupied, 32.7 dB
+    occupancy_alpha: float = 1e-2
 
     @property
     def sh_coefficients(self) -> int:
