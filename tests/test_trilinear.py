@@ -1,5 +1,6 @@
 """The channels-last gather must equal grid_sample (align_corners=True) in value and gradient."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -13,16 +14,17 @@ def _grid_sample_reference(table, shape, coords):
     return F.grid_sample(grid, norm, align_corners=True)[0, :, 0, 0].t()
 
 
-def test_values_and_gradients_match_grid_sample():
+@pytest.mark.parametrize("channels", [None, 3], ids=["density-table", "colour-table"])
+def test_values_and_gradients_match_grid_sample(channels):
     torch.manual_seed(0)
     shape = (5, 7, 4)
-    table = torch.randn(5 * 7 * 4, 3, requires_grad=True)
+    table = torch.randn(5 * 7 * 4, *([channels] if channels else []), requires_grad=True)
     coords = torch.rand(500, 3) * (torch.tensor(shape) - 1)
     coords[:5] = torch.tensor(shape, dtype=torch.float32) - 1  # points on the far faces use the last cell
     index, weights = corner_indices(coords, shape)
     ours = gather(table, index, weights)
     ref_table = table.detach().clone().requires_grad_(True)
-    ref = _grid_sample_reference(ref_table, shape, coords)
+    ref = _grid_sample_reference(ref_table.view(len(table), -1), shape, coords).reshape(ours.shape)
     assert torch.allclose(ours, ref, atol=1e-5)
     upstream = torch.randn_like(ours)
     (ours * upstream).sum().backward()

@@ -14,7 +14,7 @@ from .errors import CheckpointError
 from .voxel_field import FieldConfig, VoxelField
 
 FORMAT = "sa3d_blender.voxel_field"
-VERSION = 1
+VERSION = 2  # 1 kept density and colour in one "grid" table
 
 
 def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dict | None = None) -> Path:
@@ -27,7 +27,8 @@ def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dic
         "shape": list(field.shape),
         "base_voxel_size": field.base_voxel_size,
         "bbox": field.bbox.cpu(),
-        "grid": field.grid.detach().cpu(),
+        "density": field.density.detach().cpu(),
+        "color": field.color.detach().cpu(),
         "background": field.background.detach().cpu(),
         "occupancy": field.occupancy.cpu(),
         "cameras": {
@@ -66,7 +67,8 @@ def load_field(path: str | Path, device: torch.device | str = "cpu") -> tuple[Vo
         field = VoxelField(payload["bbox"].numpy(), tuple(payload["shape"]), FieldConfig(**payload["config"]),
                            base_voxel_size=payload["base_voxel_size"])
         with torch.no_grad():
-            field.grid.copy_(payload["grid"])
+            field.density.copy_(payload["density"])
+            field.color.copy_(payload["color"])
             field.background.copy_(payload["background"])
         field.set_occupancy(payload["occupancy"])
         cams = payload["cameras"]

@@ -50,21 +50,23 @@ def _occupied_samples(field: VoxelField, origins, dirs, jitter: bool):
     offset, scale = field.grid_transform()
     o_grid, d_grid = (origins - offset) * scale, dirs * scale
     n_groups = torch.ceil((t_far - t_near).clamp_min(0) / (group * step)).long()
+    # per-ray values are expanded with repeat_interleave / index_select: ~2x faster than advanced indexing on CPU
     ray_g = torch.repeat_interleave(torch.arange(len(origins), device=origins.device), n_groups)
-    first = torch.cumsum(n_groups, 0) - n_groups
-    k = torch.arange(len(ray_g), device=origins.device) - first[ray_g]
+    k = torch.arange(len(ray_g), device=origins.device) - torch.repeat_interleave(torch.cumsum(n_groups, 0) - n_groups, n_groups)
     jitter_t = torch.rand_like(t_near) if jitter else torch.full_like(t_near, 0.5)
-    t_group = t_near[ray_g] + (k * group + jitter_t[ray_g]) * step
-    d_g = d_grid[ray_g]
-    start = o_grid[ray_g] + d_g * t_group[:, None]
-    keep = torch.nonzero(field.coarse_occupancy[field.coarse_index(start + d_g * (0.5 * (group - 1) * step))]).squeeze(1)
-    ray_g, t_group, start, d_step = ray_g[keep], t_group[keep], start[keep], d_g[keep] * step
+    t_group = torch.repeat_interleave(t_near + jitter_t * step, n_groups) + k * (group * step)
+    d_g = d_grid.index_select(0, ray_g)
+    start = torch.addcmul(o_grid.index_select(0, ray_g), d_g, t_group[:, None])
+    centre = start + d_g * (0.5 * (group - 1) * step)
+    keep = torch.nonzero(field.coarse_occupancy.index_select(0, field.coarse_index(centre))).squeeze(1)
+    ray_g, t_group, start, d_step = (x.index_select(0, keep) for x in (ray_g, t_group, start, d_g * step))
     steps = torch.arange(group, device=origins.device, dtype=origins.dtype)
     t = (t_group[:, None] + steps * step).reshape(-1)
     grid = (start[:, None, :] + d_step[:, None, :] * steps[None, :, None]).reshape(-1, 3)
     ray_id = ray_g.repeat_interleave(group)
-    keep = torch.nonzero((t < t_far[ray_id]) & field.occupancy[field.nearest_index(grid)]).squeeze(1)
-    return ray_id[keep], t[keep], grid[keep]
+    inside = t < t_far.index_select(0, ray_id)
+    keep = torch.nonzero(inside & field.occupancy.index_select(0, field.nearest_index(grid))).squeeze(1)
+    return ray_id.index_select(0, keep), t.index_select(0, keep), grid.index_select(0, keep)
 
 
 def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +79,7 @@ def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: in
     has = counts > 0
     base = torch.zeros(n_rays, dtype=torch.float64, device=alpha.device)
     base[has] = exclusive[starts[has]]
-    trans = torch.exp(exclusive - base[ray_id]).float()
+    trans = torch.exp(exclusive - base.index_select(0, ray_id)).float()
     last = torch.zeros(n_rays, dtype=torch.float64, device=alpha.device)
     last[has] = inclusive[(starts + counts - 1)[has]]
     final = torch.where(has, torch.exp(last - base), torch.ones_like(base)).float()
@@ -90,13 +92,13 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
     n_rays = origins.shape[0]
     ray_id, t, grid = _occupied_samples(field, origins, dirs, jitter)
     index, corner_w = corner_indices(grid, field.shape)
-    raw = field.query(index, corner_w)
-    alpha = field.alpha_from_raw(raw[:, 0], field.step_size)
+    alpha = field.alpha(index, corner_w, field.step_size)
     trans, final_trans = _segment_transmittance(alpha, ray_id, n_rays)
     weights = alpha * trans
     contributes = torch.nonzero(weights.detach() > WEIGHT_EPS).squeeze(1)
-    c_ray, c_w = ray_id[contributes], weights[contributes]
-    colors = field.rgb_from_raw(raw[contributes, 1:], dirs[c_ray])
+    c_ray, c_w = ray_id.index_select(0, contributes), weights.index_select(0, contributes)
+    c_index, c_corner_w = index.index_select(0, contributes), corner_w.index_select(0, contributes)
+    colors = field.rgb(c_index, c_corner_w, dirs.index_select(0, c_ray))
     rgb = torch.zeros(n_rays, 3, device=origins.device).index_add(0, c_ray, c_w[:, None] * colors)
     rgb = rgb + final_trans[:, None] * field.background_rgb()
     acc = 1 - final_trans
@@ -104,7 +106,7 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
     out = {"rgb": rgb, "acc": acc, "depth": depth_sum / acc.clamp_min(1e-6), "point_colors": colors,
            "point_weights": c_w, "point_ray": c_ray}
     if keep_samples:
-        out["samples"] = RaySamples(c_ray, t[contributes], index[contributes], corner_w[contributes], c_w.detach())
+        out["samples"] = RaySamples(c_ray, t[contributes], c_index, c_corner_w, c_w.detach())
     return out
 
 

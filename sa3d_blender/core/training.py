@@ -87,7 +87,7 @@ def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
 def _optimizer(field: VoxelField, lr: float) -> torch.optim.Optimizer:
     fused = field.density.device.type in ("cpu", "cuda")
     # per-voxel gradients are ~1e-8 early on (mean loss, tiny weights): the default eps would swallow them
-    return torch.optim.Adam([field.grid, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
+    return torch.optim.Adam([field.density, field.color, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
 
 
 def train_field(dataset, settings: TrainSettings, device: torch.device | str = "cpu",

@@ -1,7 +1,7 @@
-"""Trilinear lookup in a channels-last voxel table, with a scatter-add backward.
+"""Trilinear lookup in a flat voxel table ([V] or channels-last [V, C]), with a bincount backward.
 
 `F.grid_sample`'s backward dominates a CPU training step (environment.md: 58 % of 2.3 s); gathering the 8 corners from a
-flat [V, C] table and accumulating the gradient with `index_add_` is several times faster and gives the same values.
+flat table and accumulating the gradient with a weighted `bincount` is several times faster and gives the same values.
 """
 
 from __future__ import annotations
@@ -31,18 +31,25 @@ class _Gather(torch.autograd.Function):
     def forward(ctx, table: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(index, weights)
         ctx.table_shape = table.shape
-        return (table[index] * weights[..., None]).sum(1)
+        # index_select on the flat index is ~2x faster than advanced indexing with the [N, 8] index
+        rows = table.index_select(0, index.reshape(-1))
+        if table.dim() == 1:
+            return torch.linalg.vecdot(rows.view(index.shape), weights)
+        return torch.bmm(weights[:, None, :], rows.view(*index.shape, table.shape[1]))[:, 0]
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         index, weights = ctx.saved_tensors
-        n_channels = ctx.table_shape[1]
-        contrib = weights[..., None] * grad_out[:, None, :]
-        grad_table = torch.zeros(ctx.table_shape, dtype=grad_out.dtype, device=grad_out.device)
-        grad_table.index_add_(0, index.reshape(-1), contrib.reshape(-1, n_channels))
+        flat, n_rows = index.reshape(-1), ctx.table_shape[0]
+        columns = grad_out.reshape(grad_out.shape[0], -1)
+        grad_table = torch.empty(n_rows, columns.shape[1], dtype=grad_out.dtype, device=grad_out.device)
+        # one weighted bincount per channel: index_add_ on a [V, C] table loops over rows and is ~2x slower
+        for c in range(columns.shape[1]):
+            grad_table[:, c] = torch.bincount(flat, weights=(weights * columns[:, c, None]).reshape(-1), minlength=n_rows)
+        grad_table = grad_table.reshape(ctx.table_shape)
         return grad_table, None, None
 
 
 def gather(table: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Interpolated values [N, C] of `table` [V, C] at the corners/weights from `corner_indices`."""
+    """Interpolated values of `table` ([V] -> [N], or [V, C] -> [N, C]) at the corners/weights from `corner_indices`."""
     return _Gather.apply(table, index, weights)

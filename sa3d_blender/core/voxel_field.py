@@ -1,7 +1,7 @@
 """Voxel radiance field: a density grid and a colour grid over the scene box, with an occupancy grid for empty-space skipping.
 
 Grids store values at vertices: index (i, j, k) sits at `bbox[0] + (i, j, k) / (shape - 1) * (bbox[1] - bbox[0])`.
-Tables are channels-last [X*Y*Z, C] so a lookup is 8 gathers (see trilinear.py).
+Tables are flat (density [X*Y*Z], colour channels-last [X*Y*Z, C]) so a lookup is 8 gathers (see trilinear.py).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ class VoxelField(torch.nn.Module):
         # density is parameterised per *base* voxel so that growing the grid does not change the opacity it encodes
         self.base_voxel_size = float(base_voxel_size if base_voxel_size is not None else self.voxel_size)
         n = int(np.prod(self.shape))
-        # one table holds density (column 0) and colour coefficients: a sample needs both, and one gather of a
-        # 4-float row costs about what a 1-float gather does (the random memory access dominates)
-        self.grid = torch.nn.Parameter(torch.zeros(n, 1 + 3 * config.sh_coefficients))
+        # two tables: every sample needs density, but only the few that reach the pixel need colour
+        self.density = torch.nn.Parameter(torch.zeros(n))
+        self.color = torch.nn.Parameter(torch.zeros(n, 3 * config.sh_coefficients))
         self.background = torch.nn.Parameter(torch.zeros(3))
         self.register_buffer("occupancy", torch.ones(n, dtype=torch.bool))
         self.coarse_occupancy = self._coarsen(self.occupancy)
@@ -99,15 +99,26 @@ class VoxelField(torch.nn.Module):
         return tuple(-(-s // COARSE_CELL) for s in self.shape)
 
     def coarse_index(self, grid: torch.Tensor) -> torch.Tensor:
-        """Linear index of the coarse occupancy cell holding each point given in grid coordinates."""
-        return self._linear(torch.floor(grid / COARSE_CELL), self.coarse_shape)
+        """Linear index of the coarse occupancy cell holding each point given in grid coordinates.
+
+        Points outside the grid are projected onto it first: a group of samples straddling the box's exit still
+        looks up the cell its in-box samples fall near (the projection only brings them closer).
+        """
+        top = torch.tensor(self.shape, dtype=grid.dtype, device=grid.device) - 1
+        return self._linear(torch.floor(grid.clamp(min=0).minimum(top) / COARSE_CELL), self.coarse_shape)
 
     def _coarsen(self, occupancy: torch.Tensor) -> torch.Tensor:
-        # a coarse cell is occupied if any vertex in it or in a neighbouring cell is: a short run of fine samples
-        # around a coarse sample may round to vertices just across the cell border
-        fine = occupancy.float().view(1, 1, *self.shape)
-        coarse = F.max_pool3d(fine, kernel_size=COARSE_CELL, stride=COARSE_CELL, ceil_mode=True)
-        return (F.max_pool3d(coarse, kernel_size=3, stride=1, padding=1) > 0).view(-1)
+        # The marcher tests a group of COARSE_CELL steps at its centre c; its samples round to vertices within
+        # reach = (COARSE_CELL - 1) / 2 steps + 0.5 of c along each grid axis. For c in cell q = [4q, 4q + 4) those
+        # are the vertices 4q - floor(reach) .. 4q + 3 + ceil(reach): one strided max-pool over a padded grid.
+        step_in_grid_units = self.step_size * float(self.grid_transform()[1].max())
+        reach = 0.5 * (COARSE_CELL - 1) * step_in_grid_units + 0.5
+        before, kernel = math.floor(reach), COARSE_CELL + math.floor(reach) + math.ceil(reach)
+        pad = []
+        for n, c in zip(reversed(self.shape), reversed(self.coarse_shape)):
+            pad += [before, COARSE_CELL * (c - 1) + kernel - before - n]
+        fine = F.pad(occupancy.float().view(1, 1, *self.shape), pad)
+        return (F.max_pool3d(fine, kernel_size=kernel, stride=COARSE_CELL) > 0).view(-1)
 
     def set_occupancy(self, occupancy: torch.Tensor) -> None:
         self.occupancy = occupancy.to(self.bbox.device).reshape(-1).bool()
@@ -118,46 +129,31 @@ class VoxelField(torch.nn.Module):
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
 
     # --- field values -----------------------------------------------------------------------------------------------
-    @property
-    def density(self) -> torch.Tensor:
-        return self.grid[:, :1]
-
-    @property
-    def color(self) -> torch.Tensor:
-        return self.grid[:, 1:]
-
     def lookup(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return corner_indices(self.grid_coords(points), self.shape)
-
-    def query(self, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Interpolated raw values [N, 1 + 3 * sh_coefficients] (density, colour coefficients) at looked-up points."""
-        return gather(self.grid, index, weights)
 
     def alpha_from_raw(self, raw_density: torch.Tensor, step: float) -> torch.Tensor:
         """Opacity [N] of a ray segment of length `step` (world units) with the given raw density."""
         sigma = F.softplus(raw_density + self.density_shift)
         return -torch.expm1(-sigma * (step / self.base_voxel_size))
 
-    def rgb_from_raw(self, raw_color: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
-        coeffs = raw_color.reshape(-1, 3, self.config.sh_coefficients)
+    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
+        return self.alpha_from_raw(gather(self.density, index, weights), step)
+
+    def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
+        coeffs = gather(self.color, index, weights).reshape(-1, 3, self.config.sh_coefficients)
         logits = coeffs[..., 0] * SH_C0
         if self.config.sh_degree >= 1:
             x, y, z = viewdirs[:, 0:1], viewdirs[:, 1:2], viewdirs[:, 2:3]
             logits = logits + SH_C1 * (-y * coeffs[..., 1] + z * coeffs[..., 2] - x * coeffs[..., 3])
         return torch.sigmoid(logits)
 
-    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
-        return self.alpha_from_raw(self.query(index, weights)[:, 0], step)
-
-    def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
-        return self.rgb_from_raw(self.query(index, weights)[:, 1:], viewdirs)
-
     def background_rgb(self) -> torch.Tensor:
         return torch.sigmoid(self.background)
 
     def vertex_alpha(self) -> torch.Tensor:
         """One-step opacity at every vertex [X*Y*Z] (no interpolation)."""
-        sigma = F.softplus(self.density[:, 0] + self.density_shift)
+        sigma = F.softplus(self.density + self.density_shift)
         return -torch.expm1(-sigma * (self.step_size / self.base_voxel_size))
 
     # --- maintenance --------------------------------------------------------------------------------------------------
@@ -175,12 +171,14 @@ class VoxelField(torch.nn.Module):
     def resize(self, shape: tuple[int, int, int]) -> None:
         """Grow (or shrink) the grids to `shape` by trilinear resampling; the optimiser must be rebuilt afterwards."""
         def resample(table: torch.Tensor) -> torch.Tensor:
-            grid = table.t().reshape(1, table.shape[1], *self.shape)
+            columns = table.reshape(table.shape[0], -1)
+            grid = columns.t().reshape(1, columns.shape[1], *self.shape)
             out = F.interpolate(grid, size=shape, mode="trilinear", align_corners=True)
-            return out.reshape(table.shape[1], -1).t().contiguous()
+            return out.reshape(columns.shape[1], -1).t().reshape(-1, *table.shape[1:]).contiguous()
 
         occ = F.interpolate(self.occupancy.float().view(1, 1, *self.shape), size=shape, mode="trilinear", align_corners=True)
-        self.grid = torch.nn.Parameter(resample(self.grid.data))
+        self.density = torch.nn.Parameter(resample(self.density.data))
+        self.color = torch.nn.Parameter(resample(self.color.data))
         self.shape = tuple(int(s) for s in shape)
         self.set_occupancy(occ.view(-1) > 0)
 
