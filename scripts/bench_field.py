@@ -23,13 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def dense_baseline(dataset, shape, batch_rays: int, seconds: float, lr: float = 0.1) -> tuple[list[float], object]:
-    """Reference-style dense field: grid_sample on [1,C,X,Y,Z] grids, every step of every ray sampled, no skipping."""
+def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[list[float], object]:
+    """Reference-style dense field: grid_sample on [1,C,X,Y,Z] grids, every step of every ray sampled, no skipping.
+
+    Same optimiser, learning rate, initial opacity and marching step as the project's field.
+    """
     import torch
     import torch.nn.functional as F
 
     from sa3d_blender.core.rendering import ray_box_intersection
-    from sa3d_blender.core.training import RayBank
+    from sa3d_blender.core.training import RayBank, TrainSettings
 
     bank = RayBank.from_dataset(dataset, dataset.train, "cpu")
     bbox = torch.as_tensor(dataset.bbox, dtype=torch.float32)
@@ -37,10 +40,12 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float, lr: float = 
     color = torch.zeros(1, 3, *shape, requires_grad=True)
     background = torch.zeros(3, requires_grad=True)
     voxel = float(((bbox[1] - bbox[0]) / (torch.tensor(shape) - 1)).mean())
-    step = 0.5 * voxel
-    shift = math.log(math.expm1(-math.log(1 - 1e-4) / 0.5))
+    settings = TrainSettings()
+    step_ratio = settings.field.step_ratio
+    step = step_ratio * voxel
+    shift = math.log(math.expm1(-math.log(1 - settings.field.alpha_init) / step_ratio))
     n_steps = int(math.ceil(float((bbox[1] - bbox[0]).norm()) / step))
-    optim = torch.optim.Adam([density, color, background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=True)
+    optim = torch.optim.Adam([density, color, background], lr=settings.lr, betas=(0.9, 0.99), eps=1e-15, fused=True)
 
     def render(origins, dirs):
         t_near, t_far = ray_box_intersection(origins, dirs, bbox)
@@ -50,7 +55,7 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float, lr: float = 
         norm = ((pts - bbox[0]) / (bbox[1] - bbox[0]) * 2 - 1).flip(-1)[None, None]
         raw = F.grid_sample(density, norm, align_corners=True)[0, 0, 0]
         rgb = torch.sigmoid(F.grid_sample(color, norm, align_corners=True)[0, :, 0].permute(1, 2, 0) * 0.2820948)
-        alpha = -torch.expm1(-F.softplus(raw + shift) * 0.5) * (t < t_far[:, None])
+        alpha = -torch.expm1(-F.softplus(raw + shift) * step_ratio) * (t < t_far[:, None])
         trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1] + 1e-10], 1), 1)
         weights = alpha * trans
         final = trans[:, -1] * (1 - alpha[:, -1])

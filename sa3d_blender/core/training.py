@@ -17,7 +17,7 @@ from .voxel_field import FieldConfig, VoxelField, grid_shape_for
 
 log = logging.getLogger(__name__)
 
-# progress(fraction_done, loss, train_psnr); raise errors.Cancelled inside it to stop
+# progress(fraction_done, photometric MSE, train_psnr); raise errors.Cancelled inside it to stop
 ProgressFn = Callable[[float, float, float], None]
 
 
@@ -30,7 +30,10 @@ class TrainSettings:
     num_voxels_end: int = 128**3
     growth_at: tuple[float, ...] = (0.15, 0.35)  # fractions of the budget where the grid grows towards num_voxels_end
     lr: float = 0.4  # high for a voxel grid, but measured best at this budget: 29.1 dB after 300 iterations vs 23.8 (0.2), 21.6 (0.1)
-    opacity_entropy: float = 0.0  # weight of a loss pushing each ray's opacity to 0 or 1 (DVGO's background entropy)
+    # weight of a loss pushing each ray's opacity to 0 or 1 (DVGO's background entropy). It clears the faint fog that
+    # otherwise fills empty space and keeps it occupied. Demo scene, 120 s, 128^3: 0 -> 38 % occupied, 0.176 s/iteration,
+    # 32.75 dB; 0.003 -> 12 %, 0.094 s, 32.72 dB; 0.01 -> 3 %, 0.072 s, but 29.5 dB (it also erodes real surfaces)
+    opacity_entropy: float = 0.003
     lr_final_ratio: float = 0.1
     occupancy_warmup: int = 30  # iterations on the coarse grid before empty space is first pruned
     occupancy_ramp: int = 300  # iteration by which the pruning threshold reaches its final value
@@ -126,7 +129,8 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
 
         pick = torch.randint(0, len(bank), (settings.batch_rays,), generator=gen).to(device)
         out = render_rays(field, bank.origins[pick], bank.dirs[pick], jitter=True)
-        loss = torch.mean((out["rgb"] - bank.colors[pick]) ** 2)
+        mse = torch.mean((out["rgb"] - bank.colors[pick]) ** 2)
+        loss = mse
         if settings.opacity_entropy > 0:
             acc = out["acc"].clamp(1e-6, 1 - 1e-6)
             loss = loss - settings.opacity_entropy * torch.mean(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc))
@@ -134,7 +138,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
         loss.backward()
         optim.step()
         it += 1
-        losses.append(float(loss.detach()))
+        losses.append(float(mse.detach()))  # reported loss and PSNR are photometric: the regulariser would hide them
         if progress is not None and (it % 10 == 0):
             recent = float(np.mean(losses[-10:]))
             progress(min(fraction_done(), 1.0), recent, -10 * math.log10(max(recent, 1e-10)))
