@@ -106,11 +106,12 @@ def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_
             times.append((now - last[0]) / 10)
             last[0] = now
 
-        field, _ = train_field(dataset, TrainSettings(seconds=seconds, num_voxels_end=num_voxels, batch_rays=batch_rays),
-                               progress=progress)
+        field, summary = train_field(dataset, TrainSettings(seconds=seconds, num_voxels_end=num_voxels, batch_rays=batch_rays),
+                                     progress=progress)
         test_psnr = evaluate_views(field, dataset, dataset.test)["psnr"]
         times = times[len(times) // 2:]  # the fine-grid half: same resolution as the dense grid
-    return {"method": method, "grid_shape": list(shape), "iterations": len(times),
+    iterations = len(times) if method == "dense" else summary["iterations"]
+    return {"method": method, "grid_shape": list(shape), "iterations": iterations,
             "median_step_s": statistics.median(times), "test_psnr": test_psnr,
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_threads": torch.get_num_threads()}
 
