@@ -23,9 +23,9 @@ def trained(tiny_scene):
 def test_tiny_scene_reaches_held_out_psnr(trained):
     dataset, field, summary = trained
     result = evaluate_views(field, dataset, dataset.test)
-    assert result["psnr"] >= 22.0, result
-    # empty space was pruned: most of the box is skipped when rendering
-    assert summary["occupied_fraction"] < 0.9
+    assert result["psnr"] >= 27.0, result  # measured 30.2 dB
+    # empty space was pruned and no fog keeps it occupied: measured 9 % (34 % without the opacity-entropy term)
+    assert summary["occupied_fraction"] < 0.2, summary
 
 
 def test_checkpoint_renders_the_same_image(trained, tmp_path):
