@@ -5,7 +5,6 @@ candidate masks (one request at a time; clicks made meanwhile are sent when it r
 """
 
 import json
-from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -16,22 +15,10 @@ from .camera_import import VIEW_TAG, use_camera
 from .click_mapping import inside_image, region_to_pixel
 from .op_train import prepared_key
 from .preferences import worker_settings
-from .prompt_clicks import STATUS_HELP, PromptAction, PromptClicks, handle_prompt_event
+from .prompt_clicks import STATUS_HELP, PromptAction, PromptClicks, PromptEvent, handle_prompt_event
 from .viewport import camera_frame_in_region, image_size, window_region
 
 POLL_SECONDS = 0.1
-
-
-@dataclass
-class RegionEvent:
-    """A Blender event with its mouse position made relative to the 3D view's main region."""
-
-    type: str
-    value: str
-    shift: bool
-    ctrl: bool
-    mouse_region_x: int
-    mouse_region_y: int
 
 
 def prompt_camera(context):
@@ -91,7 +78,7 @@ class SA3D_OT_click_prompt(bpy.types.Operator):
         if event.type in ("LEFTMOUSE", "RIGHTMOUSE") and not over_view:
             return {"PASS_THROUGH"}  # sidebar buttons, header menus
         action = handle_prompt_event(
-            self.clicks, RegionEvent(event.type, event.value, event.shift, event.ctrl, x, y), self._pixel_of(context)
+            self.clicks, PromptEvent(event.type, event.value, event.shift, event.ctrl, x, y), self._pixel_of(context)
         )
         if action is PromptAction.PASS_THROUGH:
             return {"PASS_THROUGH"}

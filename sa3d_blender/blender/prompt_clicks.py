@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 STATUS_HELP = "LMB: add object point  •  Shift+LMB: background point  •  Ctrl+Z: undo click  •  Enter: segment  •  Esc: cancel"
 
@@ -20,7 +20,10 @@ NAVIGATION_EVENTS = {
 }
 
 
-class PromptEvent(Protocol):
+@dataclass
+class PromptEvent:
+    """A Blender event with its mouse position made relative to the 3D view's main region."""
+
     type: str
     value: str
     shift: bool
