@@ -101,7 +101,7 @@ def test_subset_keeps_the_chosen_views_in_order():
     picked = cameras.subset([3, 1])
     assert picked.names == ["view3", "view1"] and len(picked) == 2
     np.testing.assert_allclose(picked.c2w[:, 2, 3], [4, 2])
-    assert picked.distortion.shape == (2, 4)
+    assert picked.distortion.shape == (2, 6)
     assert cameras.subset(np.array([False, True, True, False])).names == ["view1", "view2"]
 
 

@@ -62,7 +62,7 @@ def test_json_that_is_not_an_object(tmp_path):
         (lambda d: d["frames"][0].update(transform_matrix=np.diag([1.5, 1.5, 1.5, 1]).tolist()), "rotation part is scaled"),
         (lambda d: d["frames"][0].update(transform_matrix=SHEARED), "not orthonormal"),
         (lambda d: d["frames"][0].update(transform_matrix=np.diag([-1.0, 1, 1, 1]).tolist()), "reflection"),
-        (lambda d: d.update(camera_model="OPENCV_FISHEYE"), "camera_model OPENCV_FISHEYE is not supported"),
+        (lambda d: d.update(camera_model="EQUIRECTANGULAR"), "camera_model EQUIRECTANGULAR is not supported"),
         (lambda d: d.update(camera_model="KANNALA"), "unknown camera_model 'KANNALA'"),
         (lambda d: [d.pop("fl_x"), d.pop("fl_y")], "frame 0 (images/0000.png): no focal length"),
         (lambda d: d.update(fl_x=-5), "'fl_x' must be positive"),
@@ -187,3 +187,15 @@ def test_ground_truth_lookups_name_the_problem(tmp_path):
     Image.new("RGB", (W, H)).save(tmp_path / "masks" / "0000.png")
     with pytest.raises(DatasetError, match=r"0000.png: mask must be a single-channel 8-bit PNG, found mode RGB"):
         truth.load_mask(0)
+
+
+def test_llff_reduced_folder_with_a_different_count(tmp_path):
+    llff_scene(tmp_path, RING)
+    (tmp_path / "images_4").mkdir()
+    for k in range(2):
+        (tmp_path / "images_4" / f"img{k:03d}.png").write_bytes((tmp_path / "images" / "img000.jpg").read_bytes())
+    expect_error(tmp_path, f"3 poses but 2 images in {tmp_path}/images_4", "poses_bounds.npy")
+
+
+def test_unknown_scene_type(tmp_path):
+    expect_error(ngp_scene(tmp_path, RING), "unknown scene type 'sphere'", "", scene_type="sphere")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def test_original_nerf_split_files_without_extension(tmp_path):
     assert load_dataset(tmp_path / "transforms_test.json").cameras.names == dataset.cameras.names
 
 
-def test_nerfstudio_per_frame_intrinsics_split_keys_and_applied_transform(tmp_path, caplog):
+def test_nerfstudio_per_frame_intrinsics_split_keys_and_applied_transform(tmp_path):
     poses = [look_at((0, -5, 0)), look_at((5, 0, 0)), look_at((-5, 0, 0))]  # the first has +x right, +z up
     path = ngp_scene(
         tmp_path,
@@ -117,14 +116,13 @@ def test_nerfstudio_per_frame_intrinsics_split_keys_and_applied_transform(tmp_pa
     data = json.loads(path.read_text())
     data["frames"][0].update(fl_x=FOCAL, fl_y=FOCAL, cx=30.0, cy=20.0, k1=0.1)
     path.write_text(json.dumps(data))
-    with caplog.at_level(logging.WARNING):
-        dataset = load_dataset(tmp_path)
+    dataset = load_dataset(tmp_path)
     assert dataset.format == "nerfstudio"
-    assert "distortion" in caplog.text
-    np.testing.assert_allclose(dataset.cameras.distortion[0], [0.1, 0, 0, 0])
+    np.testing.assert_allclose(dataset.cameras.distortion[0], [0.1, 0, 0, 0, 0, 0])
     np.testing.assert_allclose(dataset.cameras.fx, [FOCAL, 999, 999])
     xy, _ = dataset.cameras.project(0, np.array([[1.0, 0, 0]]))
-    np.testing.assert_allclose(xy, [[30 + 20, 20]])
+    # the point is 20 px = 0.2 focal lengths right of the axis; k1 = 0.1 pushes it out by 1 + 0.1 * 0.2^2
+    np.testing.assert_allclose(xy, [[30 + 20 * (1 + 0.1 * 0.2**2), 20]])
     assert dataset.train.tolist() == [1, 2] and dataset.test.tolist() == [0]
     np.testing.assert_allclose(dataset.applied_transform, [[1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0]])
     # applied_transform is already in the frames: poses are left as written
@@ -247,3 +245,42 @@ def test_ground_truth_masks_and_objects(tmp_path):
     assert truth.object("cube").index == 2
     assert truth.object("duck").mesh_path == tmp_path / "meshes" / "duck.ply"
     assert [o.name for o in truth.objects] == ["duck", "cube"]
+
+
+def test_llff_with_only_reduced_folders_loads_without_flags_and_reads_the_smallest_big_enough(tmp_path):
+    # the usual LLFF download: no images/, only images_4/ and images_8/ of a 4x-larger original
+    path = llff_scene(tmp_path, [translation(0, 0, 5)], hwf=(4 * H, 4 * W, 4 * FOCAL), image_dir="images_4",
+                      image_size=(W, H))
+    write_png(tmp_path / "images_8" / "img000.png", W // 2, H // 2, fill=(255, 0, 0))
+    dataset = load_dataset(path)
+    assert dataset.format == "llff" and dataset.scene_type == "forward"
+    assert (dataset.cameras.width[0], dataset.cameras.height[0]) == (W, H)
+    assert dataset.load_image(0).shape == (H, W, 3)
+    small = dataset.at_pixel_budget(W * H // 4)
+    assert (small.cameras.width[0], small.cameras.height[0]) == (W // 2, H // 2)
+    assert small.full_cameras is dataset.cameras
+    # images_8 (pure red) is exactly the working size: read from there, not shrunk from images_4
+    np.testing.assert_allclose(small.load_image(0)[0, 0], [1, 0, 0])
+    # the same ray through the same point in both resolutions
+    xy_full, _ = dataset.cameras.project(0, np.array([[0.3, -0.2, 0.0]]))
+    xy_small, _ = small.cameras.project(0, np.array([[0.3, -0.2, 0.0]]))
+    np.testing.assert_allclose(xy_small, xy_full / 2)
+
+
+def test_pixel_budget_shrinks_big_images_by_area_average(tmp_path):
+    root = ngp_scene(tmp_path, [look_at((3.0, -4.0, 2.0)), look_at((-1.0, 2.0, 4.0))])
+    dataset = load_dataset(root)
+    assert dataset.at_pixel_budget(None).cameras is dataset.cameras
+    assert dataset.at_pixel_budget(10 * W * H).cameras is dataset.cameras
+    small = dataset.at_pixel_budget(W * H // 16)
+    assert (small.cameras.width[0], small.cameras.height[0]) == (W // 4, H // 4)
+    image, reduced = dataset.load_image(0), small.load_image(0)
+    np.testing.assert_allclose(reduced, image.reshape(H // 4, 4, W // 4, 4, 3).mean(axis=(1, 3)), atol=1e-5)
+
+
+def test_scene_type_from_the_cameras(tmp_path):
+    ring = [look_at((4 * math.cos(a), 4 * math.sin(a), 1.0)) for a in np.linspace(0, 2 * math.pi, 6, endpoint=False)]
+    assert load_dataset(ngp_scene(tmp_path / "ring", ring)).scene_type == "unbounded"
+    rig = [look_at((x, -4.0, 0.5)) for x in (-1.0, 0.0, 1.0)]
+    assert load_dataset(ngp_scene(tmp_path / "rig", rig)).scene_type == "forward"
+    assert load_dataset(ngp_scene(tmp_path / "rig", rig), scene_type="bounded").scene_type == "bounded"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PromptError
+from .lens import COEFFICIENTS, distort, undistort
 
 # How far R^T R may be from the identity before a pose counts as not rigid. Poses written with 6 decimals are ~1e-6 off;
 # a camera scaled by 1 % in Blender is 2e-2 off.
@@ -16,7 +17,7 @@ RIGID_TOLERANCE = 1e-3
 
 @dataclass
 class Cameras:
-    """N perspective cameras. c2w uses camera axes +x right, +y up, looking along -z (OpenGL, Blender).
+    """N perspective or fisheye cameras with OpenCV lens distortion. c2w uses camera axes +x right, +y up, looking along -z (OpenGL, Blender).
 
     Pixel coordinates have their origin at the top-left corner of the image: pixel (col j, row i) covers
     [j, j+1] x [i, i+1] and its centre is (j+0.5, i+0.5); x grows to the right, y downwards.
@@ -31,7 +32,8 @@ class Cameras:
     height: np.ndarray  # [N] int
     names: list[str]  # unique view names
     image_paths: list[Path | None]
-    distortion: np.ndarray | None = None  # [N,4] OpenCV k1, k2, p1, p2 (zeros if none); rays and project ignore it
+    distortion: np.ndarray | None = None  # [N,6] k1, k2, k3, k4, p1, p2 (lens.py); zeros if none
+    fisheye: np.ndarray | None = None  # [N] bool: OPENCV_FISHEYE model
 
     def __post_init__(self) -> None:
         self.c2w = np.asarray(self.c2w, dtype=np.float64).reshape(-1, 4, 4)
@@ -41,8 +43,9 @@ class Cameras:
         self.width = np.asarray(self.width, dtype=np.int64).reshape(n)
         self.height = np.asarray(self.height, dtype=np.int64).reshape(n)
         if self.distortion is None:
-            self.distortion = np.zeros((n, 4))
-        self.distortion = np.asarray(self.distortion, dtype=np.float64).reshape(n, 4)
+            self.distortion = np.zeros((n, len(COEFFICIENTS)))
+        self.distortion = np.asarray(self.distortion, dtype=np.float64).reshape(n, len(COEFFICIENTS))
+        self.fisheye = np.zeros(n, dtype=bool) if self.fisheye is None else np.asarray(self.fisheye, dtype=bool).reshape(n)
         self.names = list(self.names)
         self.image_paths = [None if p is None else Path(p) for p in self.image_paths]
         if len(self.names) != n or len(self.image_paths) != n:
@@ -67,7 +70,23 @@ class Cameras:
             names=[self.names[k] for k in idx],
             image_paths=[self.image_paths[k] for k in idx],
             distortion=self.distortion[idx].copy(),
+            fisheye=self.fisheye[idx].copy(),
         )
+
+    def scaled(self, factors) -> Cameras:
+        """The same cameras for images resized by `factors` [N] (or one factor): intrinsics and sizes scaled, pixel
+        grid kept (pixel centres map to the same rays). Sizes are rounded, so the factor per axis is the size ratio."""
+        factors = np.broadcast_to(np.asarray(factors, dtype=np.float64), (len(self),))
+        width = np.maximum(1, np.round(self.width * factors)).astype(np.int64)
+        height = np.maximum(1, np.round(self.height * factors)).astype(np.int64)
+        sx, sy = width / self.width, height / self.height
+        return Cameras(c2w=self.c2w.copy(), fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
+                       width=width, height=height, names=self.names, image_paths=self.image_paths,
+                       distortion=self.distortion.copy(), fisheye=self.fisheye.copy())
+
+    @property
+    def distorted(self) -> bool:
+        return bool(np.any(self.distortion != 0))
 
     def project(self, i: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points [P,3] -> (pixel xy [P,2], depth [P] along the viewing axis, > 0 in front of camera i)."""
@@ -76,27 +95,28 @@ class Cameras:
         local = (points - centre) @ rotation  # row-vector form of R^T (p - c)
         depth = -local[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
-            x = self.cx[i] + self.fx[i] * local[:, 0] / depth
-            # camera +y is up while image rows grow downwards
-            y = self.cy[i] - self.fy[i] * local[:, 1] / depth
-        return np.stack([x, y], axis=1), depth
+            # OpenCV normalised coordinates: camera +y is up while image rows grow downwards
+            x, y = distort(local[:, 0] / depth, -local[:, 1] / depth, self.distortion[i], self.fisheye[i])
+        return np.stack([self.cx[i] + self.fx[i] * x, self.cy[i] + self.fy[i] * y], axis=1), depth
 
     def pixel_rays(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Rays through the pixel centres of view i, row-major: origins [H*W,3], unit directions [H*W,3], float32."""
         w, h = int(self.width[i]), int(self.height[i])
-        rows, cols = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-        local = np.stack(
-            [
-                (cols.ravel() - self.cx[i]) / self.fx[i],
-                -(rows.ravel() - self.cy[i]) / self.fy[i],
-                -np.ones(h * w),
-            ],
-            axis=1,
-        )
-        directions = local @ self.c2w[i, :3, :3].T
+        pixel = np.arange(h * w)
+        return self.rays(np.full(h * w, i), pixel % w + 0.5, pixel // w + 0.5)
+
+    def rays(self, views: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rays through pixel positions (x, y) of `views` (arrays of one length, views mixed freely), undistorted
+        through each view's lens: origins [P,3], unit directions [P,3], float32."""
+        views = np.asarray(views, dtype=np.int64)
+        xn = (np.asarray(x, dtype=np.float64) - self.cx[views]) / self.fx[views]
+        yn = (np.asarray(y, dtype=np.float64) - self.cy[views]) / self.fy[views]
+        if self.distorted:
+            xn, yn = undistort(xn, yn, self.distortion[views], self.fisheye[views])
+        local = np.stack([xn, -yn, -np.ones_like(xn)], axis=1)
+        directions = np.einsum("pij,pj->pi", self.c2w[views, :3, :3], local)
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        origins = np.broadcast_to(self.c2w[i, :3, 3], directions.shape)
-        return origins.astype(np.float32), directions.astype(np.float32)
+        return self.c2w[views, :3, 3].astype(np.float32), directions.astype(np.float32)
 
     def index(self, name: str) -> int:
         """Index of the view called `name`; PromptError listing a few valid names when there is none."""

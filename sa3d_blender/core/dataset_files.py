@@ -63,3 +63,9 @@ def read_rgb(path: Path, background: np.ndarray) -> np.ndarray:
         return pixels
     alpha = pixels[..., 3:]
     return pixels[..., :3] * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
+
+
+def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 [H,W,3] resized to (width, height); shrinking averages over each output pixel's area (box filter)."""
+    channels = [Image.fromarray(image[..., c], mode="F").resize(size, Image.Resampling.BOX) for c in range(3)]
+    return np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)

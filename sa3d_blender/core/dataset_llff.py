@@ -16,12 +16,15 @@ from .dataset_parsed import ParsedScene
 from .errors import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# image folders of an LLFF capture, full size first: the usual download holds only the downsampled ones
+IMAGE_FOLDERS = ("images", "images_2", "images_4", "images_8")
 # downsampled images (images_4/ ...) are rounded to whole pixels; allow that much disagreement with the hwf aspect
 ROUNDING_PIXELS = 1.0
 
 
 def read_poses_bounds(path: Path, image_dir: str | None = None) -> ParsedScene:
-    """poses_bounds.npy with its images in `image_dir` (default "images"; e.g. "images_4" for 4x downsampled)."""
+    """poses_bounds.npy with its images in `image_dir` (default: the largest of images, images_2, images_4,
+    images_8 that exists); the smaller folders are kept as alternatives to read reduced images from."""
     rows = _load_rows(path)
     poses = rows[:, :15].reshape(-1, 3, 5)
     near, far = rows[:, 15], rows[:, 16]
@@ -31,12 +34,14 @@ def read_poses_bounds(path: Path, image_dir: str | None = None) -> ParsedScene:
         k = bad_bounds[0]
         raise DatasetError(path, f"row {k}: depth bounds near={near[k]:g}, far={far[k]:g}; need 0 < near < far")
 
-    folder = path.parent / (image_dir or "images")
-    if not folder.is_dir():
-        raise DatasetError(path, f"image folder {folder} not found")
-    image_paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if len(image_paths) != len(rows):
-        raise DatasetError(path, f"{len(rows)} poses but {len(image_paths)} images in {folder}")
+    if image_dir is None:
+        image_dir = next((name for name in IMAGE_FOLDERS if (path.parent / name).is_dir()), None)
+        if image_dir is None:
+            raise DatasetError(path, f"no image folder beside it (looked for {', '.join(IMAGE_FOLDERS)})")
+    image_paths = _folder_images(path, path.parent / image_dir, len(rows))
+    smaller = [name for name in IMAGE_FOLDERS[IMAGE_FOLDERS.index(image_dir) + 1:] if image_dir in IMAGE_FOLDERS
+               and (path.parent / name).is_dir()]
+    alternatives = [_folder_images(path, path.parent / name, len(rows)) for name in smaller]
 
     full_height, full_width, focal = poses[:, 0, 4], poses[:, 1, 4], poses[:, 2, 4]
     sizes = np.array([image_size(p) for p in image_paths])
@@ -61,7 +66,17 @@ def read_poses_bounds(path: Path, image_dir: str | None = None) -> ParsedScene:
         names=[p.stem for p in image_paths],
         image_paths=image_paths,
     )
-    return ParsedScene(source=path, format="llff", cameras=cameras, bbox=bbox_from_depth_range(cameras, near, far))
+    return ParsedScene(source=path, format="llff", cameras=cameras, bbox=bbox_from_depth_range(cameras, near, far),
+                       forward_facing=True, depth_range=(near, far), reduced_images=alternatives)
+
+
+def _folder_images(path: Path, folder: Path, count: int) -> list[Path]:
+    if not folder.is_dir():
+        raise DatasetError(path, f"image folder {folder} not found")
+    image_paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(image_paths) != count:
+        raise DatasetError(path, f"{count} poses but {len(image_paths)} images in {folder}")
+    return image_paths
 
 
 def _load_rows(path: Path) -> np.ndarray:

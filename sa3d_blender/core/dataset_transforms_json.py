@@ -6,7 +6,6 @@ cube, and nerfstudio's `applied_transform` is already baked into the frames (it 
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,14 @@ from .cameras import Cameras, rigid_pose_problem
 from .dataset_files import image_size, read_json, resolve_image
 from .dataset_parsed import ParsedScene
 from .errors import DatasetError
+from .lens import COEFFICIENTS as DISTORTION_KEYS
 
-log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-PERSPECTIVE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
-NOT_SUPPORTED_MODELS = ("OPENCV_FISHEYE", "FISHEYE624", "EQUIRECTANGULAR")
+SUPPORTED_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "OPENCV_FISHEYE")
+NOT_SUPPORTED_MODELS = ("FISHEYE624", "EQUIRECTANGULAR")
 # keys a nerfstudio frame may set for itself, overriding the file's top level
 INTRINSIC_KEYS = ("camera_model", "fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y")
-DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
 
 
 @dataclass
@@ -39,6 +37,7 @@ class _View:
     size: tuple[int, int]  # width, height of the image file
     declared_size: bool  # the file states w and h (else the size comes from the image only)
     distortion: np.ndarray
+    fisheye: bool
     image_path: Path
 
 
@@ -55,7 +54,21 @@ def read_transforms_json(path: Path) -> ParsedScene:
         bbox=_optional_aabb(path, data),
         applied_transform=_optional_applied_transform(path, data),
         background=_optional_background(path, data),
+        reduced_images=_reduced_image_folders(cameras.image_paths),
     )
+
+
+def _reduced_image_folders(image_paths: list[Path]) -> list[list[Path]]:
+    """nerfstudio's images_2/, images_4/, images_8/ beside images/, when they hold every frame under the same name."""
+    folders = {p.parent for p in image_paths}
+    if len(folders) != 1 or next(iter(folders)).name != "images":
+        return []
+    found = []
+    for factor in (2, 4, 8):
+        paths = [p.parent.with_name(f"images_{factor}") / p.name for p in image_paths]
+        if all(p.is_file() for p in paths):
+            found.append(paths)
+    return found
 
 
 def read_nerf_synthetic(root: Path) -> ParsedScene:
@@ -133,11 +146,11 @@ def _read_view(path: Path, data: dict, k: int, frame) -> _View:
     if model in NOT_SUPPORTED_MODELS:
         raise DatasetError(
             path,
-            f"{where}: camera_model {model} is not supported; only perspective models ({', '.join(PERSPECTIVE_MODELS)})",
+            f"{where}: camera_model {model} is not supported; supported: {', '.join(SUPPORTED_MODELS)}",
         )
-    if model not in PERSPECTIVE_MODELS:
+    if model not in SUPPORTED_MODELS:
         raise DatasetError(
-            path, f"{where}: unknown camera_model '{model}'; supported: {', '.join(PERSPECTIVE_MODELS)}"
+            path, f"{where}: unknown camera_model '{model}'; supported: {', '.join(SUPPORTED_MODELS)}"
         )
 
     image_path = resolve_image(path.parent / file_path)
@@ -162,7 +175,7 @@ def _read_view(path: Path, data: dict, k: int, frame) -> _View:
     distortion = np.array(
         [_number(path, where, key, params[key] or 0.0, positive=False) for key in DISTORTION_KEYS]
     )
-    return _View(where, path, c2w, (fx, fy, cx, cy), size, declared, distortion, image_path)
+    return _View(where, path, c2w, (fx, fy, cx, cy), size, declared, distortion, model == "OPENCV_FISHEYE", image_path)
 
 
 def _focal_lengths(path: Path, where: str, params: dict, width: int, height: int) -> tuple[float, float]:
@@ -210,12 +223,6 @@ def _cameras_from_views(path: Path, views: list[_View]) -> Cameras:
             )
         seen[key] = view
     distortion = np.stack([view.distortion for view in views])
-    if np.any(distortion != 0):
-        log.warning(
-            "%s: %d views have lens distortion (k1 k2 p1 p2); it is kept on the cameras but rays ignore it",
-            path,
-            int(np.any(distortion != 0, axis=1).sum()),
-        )
     intrinsics = np.array([view.intrinsics for view in views])
     return Cameras(
         c2w=np.stack([view.c2w for view in views]),
@@ -228,6 +235,7 @@ def _cameras_from_views(path: Path, views: list[_View]) -> Cameras:
         names=_view_names(path.parent, [view.image_path for view in views]),
         image_paths=[view.image_path for view in views],
         distortion=distortion,
+        fisheye=[view.fisheye for view in views],
     )
 
 
