@@ -32,9 +32,9 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[lis
     import torch.nn.functional as F
 
     from sa3d_blender.core.rendering import ray_box_intersection
-    from sa3d_blender.core.training import RayBank, TrainSettings
+    from sa3d_blender.core.training import PixelBank, TrainSettings
 
-    bank = RayBank.from_dataset(dataset, dataset.train, "cpu")
+    bank = PixelBank(dataset, dataset.train, "cpu")
     bbox = torch.as_tensor(dataset.bbox, dtype=torch.float32)
     density = torch.zeros(1, 1, *shape, requires_grad=True)
     color = torch.zeros(1, 3, *shape, requires_grad=True)
@@ -65,8 +65,8 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[lis
     times, start = [], time.perf_counter()
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
-        pick = torch.randint(0, len(bank), (batch_rays,), generator=gen)
-        loss = torch.mean((render(bank.origins[pick], bank.dirs[pick]) - bank.colors[pick]) ** 2)
+        origins, dirs, colors, _ = bank.batch(torch.randint(0, len(bank), (batch_rays,), generator=gen))
+        loss = torch.mean((render(origins, dirs) - colors) ** 2)
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -92,7 +92,8 @@ def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_
     from sa3d_blender.core.voxel_field import grid_shape_for
 
     pick_device("cpu")
-    dataset = load_dataset(scene)
+    # both fields in the same bounded box: this compares the step, not the scene parameterisation
+    dataset = load_dataset(scene, scene_type="bounded")
     shape = grid_shape_for(dataset.bbox, num_voxels)
     if method == "dense":
         times, render_view = dense_baseline(dataset, shape, batch_rays, seconds)

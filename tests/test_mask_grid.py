@@ -79,3 +79,30 @@ def test_exclusive_gives_each_vertex_to_one_object_and_penalty_pushes_out_the_ne
     penalised = grid.masks()
     assert not penalised["left"].reshape(-1)[:H * W][overlap].any()
     assert penalised["left"].reshape(-1)[:H * W][left.reshape(-1) & ~overlap].all()
+
+
+def _pixel_view() -> ViewWeights:
+    identity = sp.identity(H * W, format="csr", dtype=np.float32)
+    return ViewWeights(sp.hstack([identity, sp.csr_matrix((H * W, int(np.prod(SHAPE)) - H * W))]).tocsr(),
+                       np.ones((H, W), np.float32), np.ones((H, W), np.float32))
+
+
+def test_an_object_inside_another_survives_in_either_order_and_exclusive_keeps_it_apart():
+    view = _pixel_view()
+    tray = np.zeros((H, W), bool)
+    tray[1:5, 1:6] = True  # the tray's SAM mask rightly includes the ball lying in it
+    ball = np.zeros((H, W), bool)
+    ball[2:4, 2:4] = True
+    for order in (("tray", "ball"), ("ball", "tray")):
+        grid = MaskGrid(SHAPE, other_object_penalty=1.0)
+        for name in order:
+            grid.reset(name)
+            grid.add_view(name, view, {"tray": tray, "ball": ball}[name], 1.0)
+        assert grid.inside("ball", "tray") and not grid.inside("tray", "ball")
+        masks = grid.masks()
+        pixels = {name: m.reshape(-1)[:H * W].reshape(H, W) for name, m in masks.items()}
+        np.testing.assert_array_equal(pixels["ball"], ball)  # not erased by the tray's masks
+        np.testing.assert_array_equal(pixels["tray"], tray)  # the tray, ball included
+        exclusive = {name: m.reshape(-1)[:H * W].reshape(H, W) for name, m in grid.masks(exclusive=True).items()}
+        np.testing.assert_array_equal(exclusive["ball"], ball)
+        np.testing.assert_array_equal(exclusive["tray"], tray & ~ball)

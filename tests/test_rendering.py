@@ -38,7 +38,7 @@ def test_coarse_skipping_loses_no_occupied_sample(shape):
     targets = torch.rand(n, 3, generator=gen) * torch.tensor(bbox[1] - bbox[0], dtype=torch.float32) + torch.tensor(bbox[0], dtype=torch.float32)
     targets[:300] = field.vertex_positions()[specks].repeat(20, 1)
     dirs = torch.nn.functional.normalize(targets - origins, dim=-1)
-    ray_id, t, _ = _occupied_samples(field, origins, dirs, jitter=False)
+    ray_id, t, _, _ = _occupied_samples(field, origins, dirs, jitter=False)
     ref_ray, ref_t = _plain_march(field, origins, dirs)
     assert len(ref_t) > 1000
     assert torch.equal(ray_id, ref_ray)

@@ -136,20 +136,62 @@ def test_object_pixels_differ_from_the_background_around_them(tiny_scene):
     assert differing >= 0.95 * checked
 
 
-def test_ground_truth_meshes_are_in_world_space_inside_aabb_and_rest_on_the_plane(tiny_scene):
-    aabb = np.array(read_transforms(tiny_scene)["aabb"])
+def test_ground_truth_meshes_are_in_world_space_and_rest_on_the_plane_and_no_box_is_given(tiny_scene):
+    # like a real capture, the file does not say where the scene is
+    assert "aabb" not in read_transforms(tiny_scene)
     centres = []
     for obj in read_ground_truth(tiny_scene)["objects"]:
         mesh = trimesh.load(tiny_scene / obj["mesh"])
         assert len(mesh.faces) >= 12
-        assert np.all(mesh.vertices >= aabb[0]) and np.all(mesh.vertices <= aabb[1]), obj["name"]
+        assert np.abs(mesh.vertices[:, :2]).max() < 1.25, obj["name"]  # on the 2.5 m plane
         assert mesh.vertices[:, 2].min() == pytest.approx(0.0, abs=1e-5), f"{obj['name']} does not touch the plane"
         centres.append(mesh.vertices[:, :2].mean(axis=0))
     # placed in the world (not all at the origin where they were modelled) and apart from each other
     distances = [np.linalg.norm(p - q) for i, p in enumerate(centres) for q in centres[:i]]
     assert min(distances) > 0.15
-    # the plane is inside the aabb too: a 2.5 m square at z = 0
-    assert aabb[0][2] < 0.0 and aabb[0][0] <= -1.25 and aabb[1][0] >= 1.25
+
+
+def test_room_preset_has_surroundings_varied_cameras_and_a_ball_in_the_tray(tmp_path):
+    result = run_make_scene(tmp_path / "room", "--preset", "room", "--views", "6", "--resolution", "48")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scene = tmp_path / "room"
+    transforms = read_transforms(scene)
+    assert "aabb" not in transforms
+    centres = np.array([f["transform_matrix"] for f in transforms["frames"]])[:, :3, 3]
+    distances = np.linalg.norm(centres - centres.mean(axis=0) * [1, 1, 0], axis=1)
+    assert distances.max() > 1.8 * distances.min()  # near and far cameras
+    images = read_images(scene)
+    masks = read_masks(scene)
+    # behind the objects the views see walls of different colours, not one sky colour
+    background = np.concatenate([image[mask == 0] for image, mask in zip(images, masks)])
+    assert background.std(axis=0).mean() > 0.05
+    meshes = {o["name"]: trimesh.load(scene / o["mesh"]) for o in read_ground_truth(scene)["objects"]}
+    ball, tray = meshes["ball"].vertices, meshes["tray"].vertices
+    assert np.all(ball[:, :2].min(axis=0) > tray[:, :2].min(axis=0))  # inside the tray's footprint
+    assert np.all(ball[:, :2].max(axis=0) < tray[:, :2].max(axis=0))
+    assert ball[:, 2].min() > tray[:, 2].min()
+
+
+def test_forward_preset_writes_an_llff_capture_with_depth_bounds(tmp_path):
+    from sa3d_blender.core.datasets import load_dataset
+
+    result = run_make_scene(tmp_path / "fwd", "--preset", "forward", "--views", "8", "--resolution", "40")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scene = tmp_path / "fwd"
+    assert not (scene / "transforms.json").exists()
+    dataset = load_dataset(scene)
+    assert dataset.format == "llff" and dataset.scene_type == "forward" and dataset.ground_truth is not None
+    assert np.all(dataset.near > 0.3) and np.all(dataset.near < 2.0)
+    # the objects' vertices project inside every view, where the masks say they are
+    truth = dataset.ground_truth
+    for info in truth.objects:
+        vertices = trimesh.load(info.mesh_path).vertices
+        for i in range(len(dataset.cameras)):
+            xy, depth = dataset.cameras.project(i, vertices)
+            assert np.all(depth > dataset.near[i] * 0.99)
+            mask = truth.load_mask(i) == info.index
+            cols, rows = np.clip(xy.astype(int), 0, 39).T
+            assert mask[rows, cols].mean() > 0.3, (info.name, i)  # the rest is hidden by other objects
 
 
 def test_ground_truth_json_names_objects_meshes_and_a_mask_per_view(tiny_scene):

@@ -77,14 +77,16 @@ def test_second_cache_reads_the_weights_from_disk(field_and_dataset, tmp_path):
     views = [int(i) for i in dataset.train[:2]]
     first = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path)
     messages = []
-    ready = first.prepare(views, lambda fraction, message: messages.append((fraction, message)))
+    first.prepare(views, lambda fraction, message: messages.append((fraction, message)))
+    ready = [first.get(i) for i in views]
     assert messages[-1][0] == 1.0 and "MB" in messages[-1][1]
     files = sorted((tmp_path / "view_weights").glob("*.npz"))
     assert len(files) == 2 and not list((tmp_path / "view_weights").glob("*.tmp"))
 
     second = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path)
     stamps = [f.stat().st_mtime_ns for f in files]
-    again = second.prepare(views)
+    second.prepare(views)
+    again = [second.get(i) for i in views]
     assert [f.stat().st_mtime_ns for f in files] == stamps  # read, not rewritten
     for a, b in zip(ready, again):
         assert (a.weights.matrix != b.weights.matrix).nnz == 0
@@ -99,3 +101,30 @@ def test_second_cache_reads_the_weights_from_disk(field_and_dataset, tmp_path):
     finally:
         with torch.no_grad():
             field.density[0] -= 1.0
+
+
+def test_memory_budget_keeps_only_recent_views_and_reads_the_rest_back(field_and_dataset, tmp_path):
+    field, dataset = field_and_dataset
+    segmenter = load_segmenter("mobile_sam", device="cpu")
+    views = [int(i) for i in dataset.train[:4]]
+    one_view_mb = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path).get(views[0]).weights.megabytes
+    cache = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path, memory_mb=2.5 * one_view_mb)
+    cache.prepare(views)
+    assert cache.memory_in_use_mb() <= 2.5 * one_view_mb * 1.5  # views differ a little in size
+    assert len(cache._views) < len(views)
+    again = cache.get(views[0])  # evicted: read back from disk, same matrix
+    fresh = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path).get(views[0])
+    assert (again.weights.matrix != fresh.weights.matrix).nnz == 0
+
+
+def test_disk_budget_deletes_the_oldest_weight_files(field_and_dataset, tmp_path):
+    field, dataset = field_and_dataset
+    segmenter = load_segmenter("mobile_sam", device="cpu")
+    views = [int(i) for i in dataset.train[:3]]
+    probe = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path / "probe")
+    probe.get(views[0])
+    size_mb = probe.weights_path(views[0]).stat().st_size / 1e6
+    cache = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path / "c", disk_mb=1.5 * size_mb)
+    cache.prepare(views)
+    files = list((tmp_path / "c" / "view_weights").glob("*.npz"))
+    assert len(files) == 1 and files[0] == cache.weights_path(views[-1])

@@ -22,7 +22,7 @@ import bpy
 import numpy as np
 
 from ..core.datasets import Dataset, load_dataset
-from ..core.errors import SA3DError
+from ..core.errors import SA3DError, WorkerDied
 from ..core.prompts import read_prompts
 from ..worker.client import WorkerClient
 from .camera_import import camera_of_view, import_cameras, use_camera
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> dict:
     import_cameras(scene, dataset.cameras, dataset.bbox, dataset_path)
 
     client = WorkerClient(python=settings.python, device=settings.device)
-    summary: dict = {"dataset": dataset_path, "objects": []}
+    summary: dict = {"dataset": dataset_path, "objects": [], "failed": {}}
     try:
         if args.field is not None:
             checkpoint = str(args.field.expanduser().resolve())
@@ -81,8 +81,23 @@ def run(args: argparse.Namespace) -> dict:
             steps = train_steps(dataset_path, checkpoint, args.train_seconds, settings, args.train_settings)
             summary["field_message"] = run_steps(client, steps, _log_progress)
         summary["field"] = checkpoint
-        for entry in prompts:
-            summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings))
+        for k, entry in enumerate(prompts):
+            # one object's failure is reported for that object; the others still run (on a new worker if it died)
+            try:
+                summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings))
+            except SA3DError as error:
+                log.error("%s failed: %s", entry["name"], error)
+                summary["failed"][entry["name"]] = str(error)
+                if not isinstance(error, WorkerDied):
+                    continue
+                client.stop()
+                client = WorkerClient(python=settings.python, device=settings.device)
+                try:
+                    run_steps(client, load_field_steps(dataset_path, checkpoint, settings), _log_progress)
+                except SA3DError as restart_error:
+                    for rest in prompts[k + 1:]:
+                        summary["failed"][rest["name"]] = f"not run: the worker could not be restarted ({restart_error})"
+                    break
     finally:
         client.stop()
 
@@ -191,12 +206,15 @@ def _write_png(rgb: np.ndarray, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Run a batch; the JSON summary (or error) is the last line on stdout. 0 = success, 2 = user error, 1 = bug."""
+    """Run a batch; the JSON summary (or error) is the last line on stdout. 0 = success, 1 = some objects failed
+    (listed under "failed") or a bug, 2 = user error that stopped the whole batch."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        summary = {"ok": True, **run(args)}
-        code = 0
+        summary = run(args)
+        # objects that failed among good ones: the others are in the .blend, the exit status says not all worked
+        code = 1 if summary["failed"] else 0
+        summary = {"ok": code == 0, **summary}
     except SA3DError as error:
         summary, code = {"ok": False, "error": str(error), "error_type": type(error).__name__}, 2
     except Exception as error:  # noqa: BLE001 - a batch must end with its JSON line and a failing exit code

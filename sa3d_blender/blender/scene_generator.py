@@ -1,6 +1,7 @@
 """Render seeded multi-view datasets with exact object masks and ground-truth meshes (the project's test scenes).
 
-Writes the scene-folder format: transforms.json, images/, masks/, meshes/, ground_truth.json. Run it through
+Writes the scene-folder format: transforms.json (or LLFF's poses_bounds.npy for forward-facing presets), images/,
+masks/, meshes/, ground_truth.json. Like real captures, the files carry no reconstruction box. Run it through
 `python -m sa3d_blender make-scene` so bpy stays out of processes that also load torch.
 """
 
@@ -25,7 +26,8 @@ from mathutils import Matrix
 
 from ..core.errors import DatasetError
 from .scene_files import write_json, write_ply, write_png_gray8
-from .scene_objects import ObjectSpec, add_ground_plane, add_lights, add_object, footprint_radius, world_triangles
+from .scene_objects import (ObjectSpec, add_ground_plane, add_lights, add_object, add_room, footprint_radius,
+                            world_triangles)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,18 @@ FRAME_FILL = 0.9  # the objects span at most this fraction of the image width or
 PLANE_HALF_SIZE = 1.25
 WORLD_COLOR = (0.60, 0.68, 0.80)
 PLANE_TONES = ((0.46, 0.44, 0.40), (0.56, 0.54, 0.50))
+# the "room" surroundings: a floor and four walls far beyond the objects (metres), each wall its own colour
+ROOM_HALF_SIZE = 4.0
+ROOM_HEIGHT = 2.5
+WALL_TONES = ((0.62, 0.52, 0.40), (0.40, 0.50, 0.60), (0.55, 0.58, 0.45), (0.60, 0.45, 0.50))
+# camera rigs: "orbit" sits each camera as close as the frame allows on an elevation band; "varied" also moves them
+# out to these multiples of that distance and lower, as a person walking around does; "forward" puts them on a
+# grid in one plane, all looking the same way (an LLFF-style capture)
+VARIED_DISTANCES = (1.0, 1.5, 2.2)
+VARIED_ELEVATION_DEG = (10.0, 60.0)
+FORWARD_ELEVATION_DEG = 25.0
+FORWARD_DISTANCE = 1.4  # multiple of the fitted distance: room for the grid's side views to keep the objects in frame
+FORWARD_SPREAD = 0.35  # grid half-width as a fraction of the camera distance
 SUN = dict(sun_strength=3.0, sun_direction=(50.0, 35.0))
 
 # distinct matte colours; the pybullet models keep their own textures
@@ -54,6 +68,9 @@ class ScenePreset:
     test_every: int  # view i is a test view when i % test_every == test_every - 1 (interleaved, deterministic)
     layout_radius: float  # object centres are drawn in a disc of this radius (metres)
     samples: int  # Cycles samples per pixel of the images (denoised when OpenImageDenoise is available)
+    surroundings: str = "plane"  # "plane" (a 2.5 m checker plane under a uniform sky) or "room" (floor and walls)
+    rig: str = "orbit"  # "orbit", "varied" or "forward" (see the constants above)
+    llff: bool = False  # write poses_bounds.npy (LLFF) instead of transforms.json
 
 
 PRESETS = {
@@ -82,6 +99,39 @@ PRESETS = {
         test_every=4,
         layout_radius=0.22,
         samples=16,
+    ),
+    # surroundings reaching far beyond the objects, cameras at several distances and heights, a ball in a tray
+    "room": ScenePreset(
+        objects=(
+            ObjectSpec("duck", "duck.obj", size=0.30),
+            ObjectSpec("tray", "tray/tray_textured.obj", size=0.42),
+            ObjectSpec("ball", "soccerball.obj", size=0.15, inside="tray", lift=0.02),
+            ObjectSpec("box", "box", size=0.28, color=RED),
+            ObjectSpec("can", "cylinder", size=0.22, height=0.27, color=BLUE),
+        ),
+        n_views=60,
+        resolution=160,
+        test_every=5,
+        layout_radius=0.35,
+        samples=16,
+        surroundings="room",
+        rig="varied",
+    ),
+    # forward-facing, LLFF format: every camera looks at the objects from one side, walls behind them
+    "forward": ScenePreset(
+        objects=(
+            ObjectSpec("duck", "duck.obj", size=0.30),
+            ObjectSpec("box", "box", size=0.28, color=RED),
+            ObjectSpec("cone", "cone", size=0.27, height=0.30, color=GREEN),
+        ),
+        n_views=32,
+        resolution=160,
+        test_every=8,
+        layout_radius=0.30,
+        samples=16,
+        surroundings="room",
+        rig="forward",
+        llff=True,
     ),
 }
 
@@ -142,8 +192,12 @@ def _render_scene(
     scene = bpy.context.scene
     report(0.0, f"building the {preset!r} scene (seed {seed})")
     objects = [add_object(spec, index) for index, spec in enumerate(settings.objects, start=1)]
-    _place_objects(objects, settings.layout_radius, rng)
-    add_ground_plane(PLANE_HALF_SIZE, PLANE_TONES)
+    _place_objects(objects, settings.objects, settings.layout_radius, rng)
+    if settings.surroundings == "room":
+        add_ground_plane(ROOM_HALF_SIZE, PLANE_TONES)
+        add_room(ROOM_HALF_SIZE, ROOM_HEIGHT, WALL_TONES)
+    else:
+        add_ground_plane(PLANE_HALF_SIZE, PLANE_TONES)
     add_lights(WORLD_COLOR, **SUN)
 
     for folder in ("images", "masks", "meshes"):
@@ -154,7 +208,7 @@ def _render_scene(
     all_vertices = np.concatenate([vertices for vertices, _ in meshes.values()])
 
     camera = _add_camera(scene, resolution)
-    poses = _camera_poses(n_views, all_vertices, rng)
+    poses = _camera_poses(n_views, all_vertices, rng, settings.rig)
     names = [f"{i:04d}" for i in range(n_views)]
     _configure_cycles(scene, seed)
 
@@ -162,9 +216,13 @@ def _render_scene(
     samples, denoiser = scene.cycles.samples, (scene.cycles.denoiser if scene.cycles.use_denoising else None)
     mask_seconds, masks = _render_masks(scene, camera, poses, names, root, len(objects), report)
 
-    is_test = [i % settings.test_every == settings.test_every - 1 for i in range(n_views)]
-    top = float(all_vertices[:, 2].max())
-    write_json(root / "transforms.json", _transforms_json(names, c2w, is_test, resolution, top))
+    if settings.llff:
+        # LLFF has no split in the file: the loader holds out every 8th view
+        _write_poses_bounds(root / "poses_bounds.npy", c2w, resolution, settings, all_vertices)
+        is_test = [i % 8 == 0 for i in range(n_views)]
+    else:
+        is_test = [i % settings.test_every == settings.test_every - 1 for i in range(n_views)]
+        write_json(root / "transforms.json", _transforms_json(names, c2w, is_test, resolution))
     write_json(
         root / "ground_truth.json",
         {
@@ -193,8 +251,8 @@ def _render_scene(
     }
 
 
-def _transforms_json(names: list[str], c2w: list[np.ndarray], is_test: list[bool], resolution: int, top: float) -> dict:
-    """nerfstudio-flavoured transforms.json: Blender's pinhole intrinsics, OpenGL c2w, split and reconstruction box."""
+def _transforms_json(names: list[str], c2w: list[np.ndarray], is_test: list[bool], resolution: int) -> dict:
+    """nerfstudio-flavoured transforms.json: Blender's pinhole intrinsics, OpenGL c2w and the split; no box."""
     focal = LENS_MM / SENSOR_WIDTH_MM * resolution  # sensor fit horizontal, square pixels
     files = [f"images/{name}.png" for name in names]
     return {
@@ -212,19 +270,61 @@ def _transforms_json(names: list[str], c2w: list[np.ndarray], is_test: list[bool
         "frames": [{"file_path": f, "transform_matrix": m.tolist()} for f, m in zip(files, c2w)],
         "train_filenames": [f for f, test in zip(files, is_test) if not test],
         "test_filenames": [f for f, test in zip(files, is_test) if test],
-        # the whole ground plane, a little below it and some room above the tallest object
-        "aabb": [[-PLANE_HALF_SIZE, -PLANE_HALF_SIZE, -0.05], [PLANE_HALF_SIZE, PLANE_HALF_SIZE, top + 0.15]],
     }
 
 
-def _place_objects(objects: list[bpy.types.Object], layout_radius: float, rng: np.random.Generator) -> None:
-    """Random yaw and non-overlapping footprints in a disc; the group is then centred on the origin."""
-    radii = [footprint_radius(obj) for obj in objects]
+def _write_poses_bounds(path: Path, c2w: list[np.ndarray], resolution: int, settings: ScenePreset,
+                        object_vertices: np.ndarray) -> None:
+    """LLFF's poses_bounds.npy: per view the 3x5 [down, right, back, centre, (h, w, focal)] matrix and the scene's
+    near and far depth (0.1 and 99.9 percentiles of scene points in view, as LLFF takes them from COLMAP's points)."""
+    focal = LENS_MM / SENSOR_WIDTH_MM * resolution
+    points = np.concatenate([object_vertices, _surroundings_points(settings)])
+    rows = []
+    for m in c2w:
+        right, up, back, centre = m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3]
+        local = (points - centre) @ m[:3, :3]
+        depth = -local[:, 2]
+        half = 0.5 * resolution / focal
+        seen = (depth > 1e-3) & (np.abs(local[:, 0]) <= half * depth) & (np.abs(local[:, 1]) <= half * depth)
+        near, far = np.percentile(depth[seen], [0.1, 99.9])
+        pose = np.stack([-up, right, back, centre, [resolution, resolution, focal]], axis=1)
+        rows.append(np.concatenate([pose.reshape(-1), [near, far]]))
+    np.save(path, np.array(rows))
+
+
+def _surroundings_points(settings: ScenePreset, step: float = 0.1) -> np.ndarray:
+    """Points on the floor (and walls) that a camera may see, for the depth bounds."""
+    half = ROOM_HALF_SIZE if settings.surroundings == "room" else PLANE_HALF_SIZE
+    grid = np.arange(-half, half + 1e-9, step)
+    x, y = np.meshgrid(grid, grid, indexing="ij")
+    floor = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+    if settings.surroundings != "room":
+        return floor
+    heights = np.arange(0.0, ROOM_HEIGHT + 1e-9, step)
+    a, h = np.meshgrid(grid, heights, indexing="ij")
+    a, h = a.ravel(), h.ravel()
+    side = np.full(a.size, half)
+    walls = [np.stack(c, axis=1) for c in ((side, a, h), (-side, a, h), (a, side, h), (a, -side, h))]
+    return np.concatenate([floor, *walls])
+
+
+def _place_objects(objects: list[bpy.types.Object], specs: tuple[ObjectSpec, ...], layout_radius: float,
+                   rng: np.random.Generator) -> None:
+    """Random yaw and non-overlapping footprints in a disc, the group then centred on the origin; an object that
+    rests inside another (`spec.inside`) goes to its container's centre, `spec.lift` above its base."""
+    by_name = {obj.name: obj for obj in objects}
+    free = [(obj, spec) for obj, spec in zip(objects, specs) if spec.inside is None]
+    radii = [footprint_radius(obj) for obj, _ in free]
     xy = _non_overlapping_centres(radii, layout_radius, gap=0.02, rng=rng)
     xy -= xy.mean(axis=0)
-    for obj, (x, y), yaw in zip(objects, xy, rng.random(len(objects)) * 2.0 * math.pi):
+    for (obj, _), (x, y), yaw in zip(free, xy, rng.random(len(free)) * 2.0 * math.pi):
         obj.location = (x, y, 0.0)
         obj.rotation_euler = (0.0, 0.0, yaw)
+    for obj, spec in zip(objects, specs):
+        if spec.inside is not None:
+            container = by_name[spec.inside]
+            obj.location = (container.location.x, container.location.y, container.location.z + spec.lift)
+            obj.rotation_euler = (0.0, 0.0, rng.random() * 2.0 * math.pi)
     bpy.context.view_layer.update()
 
 
@@ -268,38 +368,70 @@ def _add_camera(scene: bpy.types.Scene, resolution: int) -> bpy.types.Object:
     return camera
 
 
-def _camera_poses(n_views: int, vertices: np.ndarray, rng: np.random.Generator) -> list[Matrix]:
-    """Camera-to-world matrices on a spherical band around the objects, looking at their centre.
+def _camera_poses(n_views: int, vertices: np.ndarray, rng: np.random.Generator, rig: str = "orbit") -> list[Matrix]:
+    """Camera-to-world matrices looking at the objects' centre, for the preset's rig.
 
-    A Fibonacci spiral over the band (uniform in sin(elevation), golden-angle azimuth steps) covers it evenly for any
-    number of views. Each camera is as close as it can be with every object still inside the image, so the objects
-    are as large as the frame allows.
+    "orbit" and "varied": a Fibonacci spiral over an elevation band (uniform in sin(elevation), golden-angle azimuth
+    steps) covers it evenly for any number of views; each camera is as close as it can be with every object inside
+    the image ("varied" then moves it out by one of VARIED_DISTANCES). "forward": a grid of positions in one plane,
+    every camera aimed at the centre.
     """
     target = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
-    # every vertex within the central FRAME_FILL of the image: tan of the largest angle off the optical axis
-    tan_limit = FRAME_FILL * SENSOR_WIDTH_MM / (2.0 * LENS_MM)
-    lo, hi = (math.sin(math.radians(e)) for e in ELEVATION_RANGE_DEG)
-    golden_angle = math.pi * (3.0 - math.sqrt(5.0))
     azimuth0 = rng.random() * 2.0 * math.pi
+    if rig == "forward":
+        back = _direction(math.radians(FORWARD_ELEVATION_DEG), azimuth0)
+        distance = FORWARD_DISTANCE * _fitted_distance(vertices, target, back)
+        right, up = _look_axes(back)[:, 0], _look_axes(back)[:, 1]
+        cols = int(math.ceil(math.sqrt(n_views * 1.5)))
+        rows = int(math.ceil(n_views / cols))
+        spread = FORWARD_SPREAD * distance
+        poses = []
+        for i in range(n_views):
+            u = (i % cols) / max(cols - 1, 1) * 2 - 1
+            v = (i // cols) / max(rows - 1, 1) * 2 - 1
+            eye = target + distance * back + spread * (u * right + 0.5 * v * up)
+            poses.append(_pose_looking_at(eye, target))
+        return poses
+    low, high = VARIED_ELEVATION_DEG if rig == "varied" else ELEVATION_RANGE_DEG
+    lo, hi = math.sin(math.radians(low)), math.sin(math.radians(high))
+    golden_angle = math.pi * (3.0 - math.sqrt(5.0))
     poses = []
     for i in range(n_views):
         elevation = math.asin(lo + (hi - lo) * (i + 0.5) / n_views)
-        azimuth = azimuth0 + i * golden_angle
-        back = np.array(
-            [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
-        )
-        right = np.cross(-back, [0.0, 0.0, 1.0])
-        right /= np.linalg.norm(right)
-        up = np.cross(back, right)
-        rotation = np.stack([right, up, back], axis=1)  # OpenGL camera: x right, y up, looks along -z (= -back)
-        # with the camera at target + d * back, a point at camera-frame offset r from the target has depth d - r_z;
-        # it is in frame when |r_x|, |r_y| <= tan_limit * (d - r_z)
-        offsets = (vertices - target) @ rotation
-        distance = np.max(offsets[:, 2] + np.abs(offsets[:, :2]).max(axis=1) / tan_limit)
-        c2w = np.eye(4)
-        c2w[:3, :3], c2w[:3, 3] = rotation, target + distance * back
-        poses.append(Matrix(c2w.tolist()))
+        back = _direction(elevation, azimuth0 + i * golden_angle)
+        distance = _fitted_distance(vertices, target, back)
+        if rig == "varied":
+            distance *= VARIED_DISTANCES[i % len(VARIED_DISTANCES)]
+        poses.append(_pose_looking_at(target + distance * back, target))
     return poses
+
+
+def _direction(elevation: float, azimuth: float) -> np.ndarray:
+    return np.array([math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
+                     math.sin(elevation)])
+
+
+def _look_axes(back: np.ndarray) -> np.ndarray:
+    """OpenGL camera rotation (columns right, up, back) for a camera looking along -back with z up."""
+    right = np.cross(-back, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    return np.stack([right, np.cross(back, right), back], axis=1)
+
+
+def _pose_looking_at(eye: np.ndarray, target: np.ndarray) -> Matrix:
+    back = (eye - target) / np.linalg.norm(eye - target)
+    c2w = np.eye(4)
+    c2w[:3, :3], c2w[:3, 3] = _look_axes(back), eye
+    return Matrix(c2w.tolist())
+
+
+def _fitted_distance(vertices: np.ndarray, target: np.ndarray, back: np.ndarray) -> float:
+    """The closest distance along `back` at which every vertex is within the central FRAME_FILL of the image."""
+    tan_limit = FRAME_FILL * SENSOR_WIDTH_MM / (2.0 * LENS_MM)
+    # with the camera at target + d * back, a point at camera-frame offset r from the target has depth d - r_z;
+    # it is in frame when |r_x|, |r_y| <= tan_limit * (d - r_z)
+    offsets = (vertices - target) @ _look_axes(back)
+    return float(np.max(offsets[:, 2] + np.abs(offsets[:, :2]).max(axis=1) / tan_limit))
 
 
 def _configure_cycles(scene: bpy.types.Scene, seed: int) -> None:

@@ -26,6 +26,8 @@ class ObjectSpec:
     size: float
     height: float | None = None  # primitives only; models keep their proportions
     color: tuple[float, float, float] | None = None  # None keeps the model's own texture
+    inside: str | None = None  # name of an object this one rests in (a ball in a tray): centred on it, not laid out
+    lift: float = 0.0  # height of its base above the container's base (metres)
 
 
 def _matte_material(name: str, color: tuple[float, float, float]) -> bpy.types.Material:
@@ -175,24 +177,43 @@ def add_ground_plane(half_size: float, tones: tuple[tuple[float, float, float], 
     bm = bmesh.new()
     bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=half_size)
     plane = _mesh_object("ground", bm)
-    material = bpy.data.materials.new("ground")
+    # 25 cm squares: texture for the field's geometry, low contrast
+    material = _checker_material("ground", tones, scale=4.0, offset=(0.0, 0.0, 0.125))
+    plane.data.materials.append(material)
+    plane.pass_index = 0
+
+
+def add_room(half_size: float, height: float, tones: tuple[tuple[float, float, float], ...]) -> None:
+    """Four textured walls around the floor (object index 0): surroundings that reach far beyond the objects, as in a
+    real capture. Each wall has its own colour and a coarse checker so that the field has something to lock on to."""
+    for k, (tone, angle) in enumerate(zip(tones, (0.0, 0.5 * math.pi, math.pi, 1.5 * math.pi))):
+        bm = bmesh.new()
+        matrix = (Matrix.Rotation(angle, 4, "Z") @ Matrix.Translation((half_size, 0.0, 0.5 * height))
+                  @ Matrix.Rotation(0.5 * math.pi, 4, "Y") @ Matrix.Diagonal((0.5 * height, half_size, 1.0, 1.0)))
+        bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=1.0, matrix=matrix)
+        wall = _mesh_object(f"wall{k}", bm)
+        darker = tuple(0.7 * c for c in tone)
+        wall.data.materials.append(_checker_material(f"wall{k}", (tone, darker), scale=1.5, offset=(0.125, 0.125, 0.125)))
+        wall.pass_index = 0
+
+
+def _checker_material(name: str, tones, scale: float, offset: tuple[float, float, float]) -> bpy.types.Material:
+    """Matte 3-D checker on object coordinates; `offset` keeps the surface off the lattice where floor() flickers."""
+    material = bpy.data.materials.new(name)
     material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     coords = nodes.new("ShaderNodeTexCoord")
     mapping = nodes.new("ShaderNodeMapping")
-    # lift z off 0 so the checker's floor(z) does not flicker between cells on the plane itself
-    mapping.inputs["Location"].default_value = (0.0, 0.0, 0.125)
+    mapping.inputs["Location"].default_value = offset
     checker = nodes.new("ShaderNodeTexChecker")
-    checker.inputs["Scale"].default_value = 4.0  # 25 cm squares: texture for the field's geometry, low contrast
+    checker.inputs["Scale"].default_value = scale
     checker.inputs["Color1"].default_value = (*tones[0], 1.0)
     checker.inputs["Color2"].default_value = (*tones[1], 1.0)
     links.new(coords.outputs["Object"], mapping.inputs["Vector"])
     links.new(mapping.outputs["Vector"], checker.inputs["Vector"])
-    bsdf = nodes["Principled BSDF"]
-    links.new(checker.outputs["Color"], bsdf.inputs["Base Color"])
+    links.new(checker.outputs["Color"], nodes["Principled BSDF"].inputs["Base Color"])
     _make_matte(material)
-    plane.data.materials.append(material)
-    plane.pass_index = 0
+    return material
 
 
 def add_lights(

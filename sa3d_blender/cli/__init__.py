@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     else:
-        result = {"ok": True, **result}
-        code = 0
+        # a command that did part of its work (some objects failed) says so in its exit status
+        failed = bool(result.get("failed"))
+        result = {"ok": not failed, **result}
+        code = 1 if failed else 0
     result["seconds"] = round(time.perf_counter() - start, 3)
     result["peak_memory_mb"] = round(peak_memory_mb(), 1)
     if args.json:

@@ -7,27 +7,26 @@ Prompts file (--prompts P.json):
 - points: pixel coordinates, origin at the image's top-left corner (pixel centres at +0.5), x right, y down;
 - labels: one per point, 1 = object, 0 = background; box (optional): pixel box; mask_choice (optional): which of
   SAM's 3 candidate masks to use on that view (default: the one SAM scores highest).
-Outputs in --out: <name>.npz (mask grid) per object and masks/<name>/<view>.png (rendered test-view masks).
+Outputs in --out: <name>.npz (mask grid) per object, masks/<name>/<view>.png (rendered test-view masks at the image
+files' size) and overlays/<name>/<view>.png (the test photo with the mask tinted over it, at the working size).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..core.datasets import load_dataset
-from ..core.errors import PromptError
+from ..core.errors import PromptError, SA3DError
 from ..core.field_checkpoint import load_field
+from ..core.image_io import mask_overlay, write_png
 from ..core.metrics import mask_iou
 from ..core.prompts import ObjectPrompt, read_prompts
 from ..core.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
 from ..core.segmenters import load_segmenter
+from .train import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="SAM weights (default: the cached MobileSAM)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--cache", type=Path, default=None, help="view cache folder (default: ~/.cache/sa3d_blender)")
+    add_dataset_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def open_scene(args: argparse.Namespace) -> SceneSegmenter:
     """Field + dataset + SAM, from the common arguments."""
     field, _, _ = load_field(args.field, device="cpu" if args.device == "auto" else args.device)
-    dataset = load_dataset(args.dataset)
+    _, dataset = open_dataset(args)
     segmenter = load_segmenter(args.segmenter, args.checkpoint, args.device)
     return SceneSegmenter(field, dataset, segmenter, cache_folder=args.cache)
 
@@ -66,31 +66,50 @@ def log_progress(fraction: float, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Every object of the prompts; one that fails is reported under "failed" and the others still run."""
     scene = open_scene(args)
     prompts = read_prompts(args.prompts) if args.prompts else [_prompt_from_arguments(args)]
+    failed = {}
     for prompt in prompts:
-        scene.view_index(prompt.view)  # unknown views fail before the slow preparation
+        try:
+            scene.view_index(prompt.view)  # unknown views fail before the slow preparation
+        except PromptError as exc:
+            failed[prompt.name] = str(exc)
     scene.prepare(log_progress)
-    gt = scene.dataset.ground_truth
     objects = {}
     for prompt in prompts:
-        result = scene.segment(prompt.name, prompt.view, prompt.points, prompt.labels, prompt.box, prompt.mask_choice,
-                               progress=log_progress)
-        write_object_mask(args.out / f"{prompt.name}.npz", result, scene.cache.field_id)
-        summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
-                   "seconds": round(result.seconds, 2)}
-        ious = {}
-        for i in scene.dataset.test:
-            name = scene.cameras.names[int(i)]
-            mask = scene.render_mask(prompt.name, int(i)) > MASK_LEVEL
-            _write_png(args.out / "masks" / prompt.name / f"{name}.png", mask)
-            if gt is not None and prompt.name in [o.name for o in gt.objects]:
-                ious[name] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(prompt.name).index)
-        if ious:
-            summary["test_iou"] = float(np.mean(list(ious.values())))
-        log.info("%s: %s", prompt.name, summary)
-        objects[prompt.name] = summary
-    return {"out": str(args.out), "objects": objects}
+        if prompt.name in failed:
+            continue
+        try:
+            objects[prompt.name] = _segment_object(scene, prompt, args.out)
+        except SA3DError as exc:
+            log.error("%s failed: %s", prompt.name, exc)
+            failed[prompt.name] = str(exc)
+    return {"out": str(args.out), "objects": objects, "failed": failed}
+
+
+def _segment_object(scene: SceneSegmenter, prompt: ObjectPrompt, out: Path) -> dict:
+    gt = scene.dataset.ground_truth
+    result = scene.segment(prompt.name, prompt.view, prompt.points, prompt.labels, prompt.box, prompt.mask_choice,
+                           progress=log_progress)
+    write_object_mask(out / f"{prompt.name}.npz", result, scene.cache.field_id)
+    summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
+               "seconds": round(result.seconds, 2)}
+    ious = {}
+    for i in scene.dataset.test:
+        name = scene.cameras.names[int(i)]
+        full = scene.full_cameras
+        mask = scene.render_mask(prompt.name, int(i), size=(full.width[i], full.height[i])) > MASK_LEVEL
+        write_png(out / "masks" / prompt.name / f"{name}.png", mask.astype(np.uint8) * 255)
+        if scene.cameras.image_paths[i] is not None:
+            image = scene.dataset.load_image(int(i))
+            write_png(out / "overlays" / prompt.name / f"{name}.png", mask_overlay(image, scene.render_mask(prompt.name, int(i)) > MASK_LEVEL))
+        if gt is not None and prompt.name in [o.name for o in gt.objects]:
+            ious[name] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(prompt.name).index)
+    if ious:
+        summary["test_iou"] = float(np.mean(list(ious.values())))
+    log.info("%s: %s", prompt.name, summary)
+    return summary
 
 
 def _prompt_from_arguments(args: argparse.Namespace) -> ObjectPrompt:
@@ -111,15 +130,3 @@ def _numbers(text: str, count: int, option: str) -> list[float]:
     if len(values) != count:
         raise PromptError(f"{option} {text!r}: expected {count} comma-separated numbers")
     return values
-
-
-def _write_png(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(mask.astype(np.uint8) * 255).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

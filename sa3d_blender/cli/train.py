@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from ..core.datasets import load_dataset
+from ..core.datasets import DEFAULT_PIXEL_BUDGET, SCENE_TYPES, load_dataset
 from ..core.devices import pick_device
 from ..core.field_checkpoint import save_field
 from ..core.training import TrainSettings, evaluate_views, train_field
@@ -30,6 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="0: diffuse colour, 1: first-order view-dependent colour")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, mps or cpu")
     parser.add_argument("--seed", type=int, default=0)
+    add_dataset_arguments(parser)
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a capture is read: shared by every command that opens a dataset."""
+    parser.add_argument("--scene-type", choices=SCENE_TYPES, default=None,
+                        help="unbounded (360-degree capture), forward (forward-facing) or bounded (nothing outside "
+                             "the box); default: from the cameras")
+    parser.add_argument("--pixel-budget", type=int, default=DEFAULT_PIXEL_BUDGET,
+                        help="pixels per view that training and SA3D work on; larger images are reduced "
+                             "(default %(default)s; 0: full size)")
+    parser.add_argument("--image-dir", default=None, help="LLFF image folder (default: the largest of images, "
+                                                          "images_2, images_4, images_8)")
+
+
+def open_dataset(args: argparse.Namespace):
+    """(full-size dataset, working-resolution dataset) from the dataset arguments."""
+    dataset = load_dataset(args.dataset, image_dir=args.image_dir, scene_type=args.scene_type)
+    return dataset, dataset.at_pixel_budget(args.pixel_budget)
 
 
 class _ProgressLog:
@@ -45,16 +64,21 @@ class _ProgressLog:
 
 
 def run(args: argparse.Namespace) -> dict:
-    dataset = load_dataset(args.dataset)
+    dataset, work = open_dataset(args)
     device = pick_device(args.device)
     settings = TrainSettings(seconds=args.seconds, iterations=args.iterations, num_voxels_end=args.num_voxels,
                              seed=args.seed, field=FieldConfig(sh_degree=args.sh_degree))
-    log.info("training on %d views (%s), %s", len(dataset.train), device, dataset.root)
-    field, summary = train_field(dataset, settings, device=device, progress=_ProgressLog())
+    size = f"{work.cameras.width[0]}x{work.cameras.height[0]}"
+    log.info("training on %d views at %s (%s scene, %s), %s", len(work.train), size, work.scene_type, device,
+             dataset.root)
+    field, summary = train_field(work, settings, device=device, progress=_ProgressLog())
+    path = save_field(args.out, field, work.cameras, extra={"dataset": str(dataset.root.resolve())})
+    # scored on the image files' own size, whatever the working resolution
     start = time.perf_counter()
     evaluation = evaluate_views(field, dataset, dataset.test, device=device)
     summary["eval_seconds"] = time.perf_counter() - start
-    path = save_field(args.out, field, dataset.cameras, extra={"dataset": str(dataset.root.resolve())})
-    log.info("test PSNR %.2f dB over %d held-out views; field written to %s", evaluation["psnr"], len(dataset.test), path)
+    log.info("test PSNR %.2f dB over %d held-out views at %dx%d; field written to %s", evaluation["psnr"],
+             len(dataset.test), dataset.cameras.width[0], dataset.cameras.height[0], path)
     return {"checkpoint": str(path), "dataset": str(dataset.root), "device": str(device), "test_psnr": evaluation["psnr"],
-            "per_view_psnr": evaluation["per_view_psnr"], **summary}
+            "per_view_psnr": evaluation["per_view_psnr"], "scene_type": work.scene_type,
+            "working_size": [int(work.cameras.width[0]), int(work.cameras.height[0])], **summary}

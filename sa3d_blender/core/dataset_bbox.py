@@ -53,3 +53,20 @@ def bbox_from_depth_range(cameras: Cameras, near: np.ndarray, far: np.ndarray) -
         corners.append(local @ cameras.c2w[i, :3, :3].T + cameras.c2w[i, :3, 3])
     corners = np.concatenate(corners)
     return np.stack([corners.min(axis=0), corners.max(axis=0)])
+
+
+def bbox_from_points(points: np.ndarray, around: np.ndarray | None) -> np.ndarray:
+    """The box [2,3] of the sparse points near `around` (the camera-derived box, enlarged by half; None: all points):
+    the 2nd to 98th percentile per axis, so that a few stray points or the walls of the room do not stretch it.
+    `around` itself when too few points lie there."""
+    near = points
+    if around is not None:
+        centre, half = around.mean(axis=0), 0.75 * (around[1] - around[0])
+        near = points[np.all(np.abs(points - centre) <= half, axis=1)]
+    if len(near) < 20:
+        if around is None:
+            raise DatasetError(Path("points"), f"only {len(near)} sparse points: too few to place the scene")
+        return around
+    lo, hi = np.percentile(near, [2, 98], axis=0)
+    margin = 0.1 * (hi - lo).max()
+    return np.stack([lo - margin, hi + margin])

@@ -65,7 +65,13 @@ def read_rgb(path: Path, background: np.ndarray) -> np.ndarray:
     return pixels[..., :3] * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
 
 
-def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """float32 [H,W,3] resized to (width, height); shrinking averages over each output pixel's area (box filter)."""
-    channels = [Image.fromarray(image[..., c], mode="F").resize(size, Image.Resampling.BOX) for c in range(3)]
-    return np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
+def resize_image(image: np.ndarray, size: tuple[int, int], smooth: bool = False) -> np.ndarray:
+    """float32 [H,W] or [H,W,C] resized to (width, height): by area average (box filter, for shrinking photos), or
+    with `smooth` bilinearly (for enlarging rendered masks)."""
+    method = Image.Resampling.BILINEAR if smooth else Image.Resampling.BOX
+    size = (int(size[0]), int(size[1]))
+    planes = image[..., None] if image.ndim == 2 else image
+    channels = [Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32), mode="F").resize(size, method)
+                for c in range(planes.shape[-1])]
+    out = np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
+    return out[..., 0] if image.ndim == 2 else out

@@ -18,6 +18,10 @@ from .errors import DatasetError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # image folders of an LLFF capture, full size first: the usual download holds only the downsampled ones
 IMAGE_FOLDERS = ("images", "images_2", "images_4", "images_8")
+# The region at full resolution (the bbox) ends at this multiple of each view's near bound; beyond it the field's
+# contracted shell holds the rest up to the far bound. LLFF's near bound is the closest scene point (flower 22.6,
+# far 215): the objects people segment are in front, close to it.
+INNER_DEPTH_RATIO = 3.0
 # downsampled images (images_4/ ...) are rounded to whole pixels; allow that much disagreement with the hwf aspect
 ROUNDING_PIXELS = 1.0
 
@@ -66,7 +70,7 @@ def read_poses_bounds(path: Path, image_dir: str | None = None) -> ParsedScene:
         names=[p.stem for p in image_paths],
         image_paths=image_paths,
     )
-    return ParsedScene(source=path, format="llff", cameras=cameras, bbox=bbox_from_depth_range(cameras, near, far),
+    return ParsedScene(source=path, format="llff", cameras=cameras, bbox=bbox_from_depth_range(cameras, near, np.minimum(far, INNER_DEPTH_RATIO * near)),
                        forward_facing=True, depth_range=(near, far), reduced_images=alternatives)
 
 

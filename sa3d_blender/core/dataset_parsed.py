@@ -13,7 +13,7 @@ from .cameras import Cameras
 @dataclass
 class ParsedScene:
     source: Path  # the file that was read, named in later errors
-    format: str  # "nerf_synthetic", "instant_ngp", "nerfstudio" or "llff"
+    format: str  # "nerf_synthetic", "instant_ngp", "nerfstudio", "llff" or "colmap"
     cameras: Cameras
     splits: dict[str, np.ndarray] | None = None  # "train"/"val"/"test" -> view indices, None when the file has none
     bbox: np.ndarray | None = None  # [2,3], None when the file does not say
@@ -22,3 +22,4 @@ class ParsedScene:
     forward_facing: bool = False  # every camera looks the same way (LLFF): no 360-degree surroundings
     depth_range: tuple[np.ndarray, np.ndarray] | None = None  # per-view near, far scene depths when the file gives them
     reduced_images: list[list[Path]] = field(default_factory=list)  # smaller copies of every image (images_4/...), one list per folder
+    points: np.ndarray | None = None  # [P,3] sparse scene points (COLMAP points3D, nerfstudio sparse_pc.ply)

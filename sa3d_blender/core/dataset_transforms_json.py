@@ -55,7 +55,25 @@ def read_transforms_json(path: Path) -> ParsedScene:
         applied_transform=_optional_applied_transform(path, data),
         background=_optional_background(path, data),
         reduced_images=_reduced_image_folders(cameras.image_paths),
+        points=_optional_points(path, data),
     )
+
+
+def _optional_points(path: Path, data: dict) -> np.ndarray | None:
+    """nerfstudio's sparse point cloud (`ply_file_path`, usually sparse_pc.ply), when the file names one or it is there."""
+    name = data.get("ply_file_path", "sparse_pc.ply")
+    ply = path.parent / name if isinstance(name, str) else None
+    if ply is None or not ply.is_file():
+        if "ply_file_path" in data:
+            raise DatasetError(path, f"'ply_file_path' names {name!r}, which is not a file beside it")
+        return None
+    import trimesh  # only for captures that have a point cloud
+
+    try:
+        points = np.asarray(trimesh.load(ply, process=False).vertices, dtype=np.float64)
+    except Exception as exc:  # trimesh raises many types for a malformed PLY
+        raise DatasetError(ply, f"not a readable point cloud: {exc}") from None
+    return points.reshape(-1, 3) if len(points) else None
 
 
 def _reduced_image_folders(image_paths: list[Path]) -> list[list[Path]]:

@@ -1,4 +1,5 @@
-"""Load a capture (transforms.json in any flavour, or LLFF poses_bounds.npy) into one Dataset: cameras, splits, bbox."""
+"""Load a capture (transforms.json in any flavour, LLFF poses_bounds.npy, a COLMAP sparse model) into one Dataset:
+cameras, splits, and the region where the objects are (bbox)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .cameras import Cameras
-from .dataset_bbox import bbox_from_cameras
-from .dataset_files import image_size, read_rgb, resize_rgb
+from .dataset_bbox import bbox_from_cameras, bbox_from_points
+from .dataset_colmap import find_model, read_colmap
+from .dataset_files import image_size, read_rgb, resize_image
 from .dataset_ground_truth import FILE_NAME as GROUND_TRUTH_FILE
 from .dataset_ground_truth import GroundTruth, ObjectInfo, read_ground_truth
 from .dataset_llff import read_poses_bounds
@@ -47,12 +49,31 @@ class Dataset:
     val: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     applied_transform: np.ndarray | None = None  # [3,4] nerfstudio transform already baked into the poses
     background: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_BACKGROUND))
-    format: str = ""  # "nerf_synthetic", "instant_ngp", "nerfstudio" or "llff"
+    format: str = ""  # "nerf_synthetic", "instant_ngp", "nerfstudio", "llff" or "colmap"
     # "unbounded" (360-degree capture: a contracted outer region around the bbox), "forward" (forward-facing: the
     # same with inverse-depth sampling towards the far bound) or "bounded" (nothing outside the bbox)
     scene_type: str = "unbounded"
     reduced_images: list[list[Path]] = field(default_factory=list)  # smaller copies of the images (images_4/ ...)
     full_cameras: Cameras | None = None  # the cameras at the image files' size, when `cameras` are reduced
+    near: np.ndarray | None = None  # [N] closest scene depth per view, when the file gives it (LLFF bounds)
+    far: np.ndarray | None = None  # [N] farthest scene depth per view, likewise
+
+    def typical_depth(self) -> float:
+        """A depth at which the cameras see the scene: the geometric mean of the median near and far bounds, else the
+        distance from the mean camera centre to the bbox centre."""
+        if self.near is not None and self.far is not None:
+            return float(np.sqrt(np.median(self.near) * np.median(self.far)))
+        return float(np.linalg.norm(self.cameras.c2w[:, :3, 3].mean(axis=0) - self.bbox.mean(axis=0)))
+
+    def near_bound(self) -> float:
+        """Depth in front of every camera where the scene starts: 0.75 of the nearest LLFF bound (as NeRF's LLFF
+        set-up), else 0.75 of the smallest camera-to-bbox distance."""
+        if self.near is not None:
+            return 0.75 * float(np.min(self.near))
+        centres = self.cameras.c2w[:, :3, 3]
+        outside = np.maximum(self.bbox[0] - centres, 0) + np.maximum(centres - self.bbox[1], 0)
+        distance = float(np.linalg.norm(outside, axis=1).min())
+        return 0.75 * distance if distance > 0 else 0.05 * float(np.linalg.norm(self.bbox[1] - self.bbox[0]))
 
     def load_image(self, i: int) -> np.ndarray:
         """float32 [H,W,3] in [0,1] of view i at the size of `cameras[i]`, transparent pixels composited over
@@ -73,7 +94,7 @@ class Dataset:
             raise DatasetError(
                 path, f"image is now {image.shape[1]}x{image.shape[0]}; it was {at_loading[0]}x{at_loading[1]} at loading"
             )
-        return image if image.shape[1::-1] == expected else resize_rgb(image, expected)
+        return image if image.shape[1::-1] == expected else resize_image(image, expected)
 
     def at_pixel_budget(self, pixels: int | None = DEFAULT_PIXEL_BUDGET) -> Dataset:
         """This dataset with every view reduced to at most `pixels` pixels (None or 0: unchanged); the full-size
@@ -100,7 +121,18 @@ def load_dataset(path: str | Path, image_dir: str | None = None, scene_type: str
     scene = _read_scene(path, image_dir)
     cameras = scene.cameras
     splits = scene.splits if scene.splits is not None else holdout_split(len(cameras))
-    bbox = scene.bbox if scene.bbox is not None else bbox_from_cameras(cameras, scene.source)
+    # the file's own box wins; then the sparse points the cameras look at; then where the optical axes meet
+    bbox = scene.bbox
+    if bbox is None and scene.points is not None:
+        try:
+            around = bbox_from_cameras(cameras, scene.source)
+        except DatasetError:  # parallel axes (a forward-facing capture): the points alone say where the scene is
+            around = None
+        bbox = bbox_from_points(scene.points, around)
+    if bbox is None:
+        bbox = bbox_from_cameras(cameras, scene.source)
+    if scene.depth_range is None and scene.points is not None:
+        scene.depth_range = depth_range_from_points(cameras, scene.points)
     root = scene.source.parent
     gt_path = root / GROUND_TRUTH_FILE
     dataset = Dataset(
@@ -116,6 +148,8 @@ def load_dataset(path: str | Path, image_dir: str | None = None, scene_type: str
         format=scene.format,
         scene_type=scene_type or _scene_type(scene),
         reduced_images=scene.reduced_images,
+        near=None if scene.depth_range is None else scene.depth_range[0],
+        far=None if scene.depth_range is None else scene.depth_range[1],
     )
     log.info(
         "%s: %s dataset (%s), %d views (%d train, %d test), bbox %s .. %s%s",
@@ -130,6 +164,21 @@ def load_dataset(path: str | Path, image_dir: str | None = None, scene_type: str
         ", with ground truth" if dataset.ground_truth else "",
     )
     return dataset
+
+
+def depth_range_from_points(cameras: Cameras, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per view, the 1st and 99th percentile depth of the sparse points in front of it (LLFF's bounds, from COLMAP)."""
+    near, far = [], []
+    for i in range(len(cameras)):
+        local = (points - cameras.c2w[i, :3, 3]) @ cameras.c2w[i, :3, :3]
+        depth = -local[:, 2]
+        depth = depth[depth > 0]
+        lo, hi = np.percentile(depth, [1, 99]) if depth.size else (np.nan, np.nan)
+        near.append(lo)
+        far.append(hi)
+    near, far = np.array(near), np.array(far)
+    # a view that sees no point takes the others' range
+    return np.where(np.isfinite(near), near, np.nanmin(near)), np.where(np.isfinite(far), far, np.nanmax(far))
 
 
 def _scene_type(scene: ParsedScene) -> str:
@@ -159,7 +208,13 @@ def _read_scene(path: Path, image_dir: str | None) -> ParsedScene:
         candidates = [path / "transforms.json", path / "transforms_train.json", path / "poses_bounds.npy"]
         found = next((candidate for candidate in candidates if candidate.is_file()), None)
         if found is None:
-            raise DatasetError(path, "no transforms.json, transforms_train.json or poses_bounds.npy in this folder")
+            model = find_model(path)
+            if model is not None:
+                if image_dir is not None:
+                    raise DatasetError(path, f"image_dir={image_dir!r} only applies to LLFF poses_bounds.npy datasets")
+                return read_colmap(model)
+            raise DatasetError(path, "no transforms.json, transforms_train.json, poses_bounds.npy or COLMAP model "
+                                     "(cameras and images .bin/.txt, also under sparse/0) in this folder")
         path = found
     elif not path.exists():
         raise DatasetError(path, "file not found")

@@ -1,5 +1,8 @@
 """Score SA3D on a scene with ground truth: automatic clicks, test-view mask IoU / accuracy, a single-view SAM baseline,
-and the extracted mesh's Chamfer distance / F-score against the ground-truth mesh."""
+and the extracted mesh's Chamfer distance / F-score against the ground-truth mesh.
+
+Clicks and scores are in the pixels of the image files (the ground-truth masks' size), whatever the working resolution.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
+from .dataset_files import resize_image
 from .errors import DatasetError, PromptError, SA3DError
 from .mesh_extraction import ExtractionSettings, write_mesh
 from .metrics import mask_accuracy, mask_iou, mesh_distances
@@ -75,7 +79,7 @@ def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings
     for i in dataset.test:
         i = int(i)
         truth = dataset.ground_truth.load_mask(i) == info.index
-        predicted = segmenter.render_mask(name, i) > MASK_LEVEL
+        predicted = segmenter.render_mask(name, i, size=truth.shape[::-1]) > MASK_LEVEL
         baseline = _single_view_baseline(segmenter, i, click_point)
         per_view[dataset.cameras.names[i]] = {
             "iou": mask_iou(predicted, truth), "accuracy": mask_accuracy(predicted, truth),
@@ -156,22 +160,24 @@ def _fmt(value) -> str:
 def _click_world_point(segmenter: SceneSegmenter, view: int, click: np.ndarray) -> np.ndarray:
     """The 3-D point under a click: the pixel's ray at the field's rendered depth."""
     weights = segmenter.cache.weights(view)
-    col, row = int(click[0]), int(click[1])
+    col, row = (int(v) for v in click * segmenter.working_scale(view))
     origins, dirs = segmenter.cameras.pixel_rays(view)
     k = row * weights.shape[1] + col
     return origins[k] + dirs[k] * weights.depth[row, col]
 
 
 def _single_view_baseline(segmenter: SceneSegmenter, view: int, point: np.ndarray) -> np.ndarray:
-    """SAM alone on `view`, clicked where the reference click's 3-D point projects; its top-scored mask."""
-    cameras = segmenter.cameras
+    """SAM alone on `view`, clicked where the reference click's 3-D point projects; its top-scored mask, at the image
+    file's size."""
+    cameras = segmenter.full_cameras
     h, w = int(cameras.height[view]), int(cameras.width[view])
     xy, depth = cameras.project(view, point[None])
     x, y = xy[0]
     if not (depth[0] > 0 and 0 <= x < w and 0 <= y < h):
         return np.zeros((h, w), dtype=bool)
     result = segmenter.candidates(view, xy, np.ones(1, dtype=np.int64))
-    return result.masks[int(np.argmax(result.scores))]
+    mask = result.masks[int(np.argmax(result.scores))]
+    return mask if mask.shape == (h, w) else resize_image(mask.astype(np.float32), (w, h), smooth=True) > 0.5
 
 
 def _mesh_scores(segmenter: SceneSegmenter, grid: np.ndarray, mesh_path, settings: EvalSettings,

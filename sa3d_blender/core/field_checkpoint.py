@@ -11,10 +11,12 @@ import torch
 
 from .cameras import Cameras
 from .errors import CheckpointError
+from .field_space import space_from_dict
 from .voxel_field import FieldConfig, VoxelField
 
 FORMAT = "sa3d_blender.voxel_field"
-VERSION = 2  # 1 kept density and colour in one "grid" table
+CAMERA_ARRAYS = ("c2w", "fx", "fy", "cx", "cy", "width", "height", "distortion", "fisheye")
+VERSION = 3  # 1 kept density and colour in one "grid" table; 2 had no field space (bounded only)
 
 
 def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dict | None = None) -> Path:
@@ -27,12 +29,13 @@ def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dic
         "shape": list(field.shape),
         "base_voxel_size": field.base_voxel_size,
         "bbox": field.bbox.cpu(),
+        "space": None if field.space is None else field.space.to_dict(),
         "density": field.density.detach().cpu(),
         "color": field.color.detach().cpu(),
         "background": field.background.detach().cpu(),
         "occupancy": field.occupancy.cpu(),
         "cameras": {
-            **{k: torch.as_tensor(getattr(cameras, k)) for k in ("c2w", "fx", "fy", "cx", "cy", "width", "height")},
+            **{k: torch.as_tensor(getattr(cameras, k)) for k in CAMERA_ARRAYS},
             "names": list(cameras.names),
             "image_paths": [None if p is None else str(p) for p in cameras.image_paths],
         },
@@ -65,14 +68,15 @@ def load_field(path: str | Path, device: torch.device | str = "cpu") -> tuple[Vo
                                     f"version {VERSION}: retrain the field")
     try:
         field = VoxelField(payload["bbox"].numpy(), tuple(payload["shape"]), FieldConfig(**payload["config"]),
-                           base_voxel_size=payload["base_voxel_size"])
+                           base_voxel_size=payload["base_voxel_size"],
+                           space=space_from_dict(payload.get("space")))
         with torch.no_grad():
             field.density.copy_(payload["density"])
             field.color.copy_(payload["color"])
             field.background.copy_(payload["background"])
         field.set_occupancy(payload["occupancy"])
         cams = payload["cameras"]
-        arrays = {k: cams[k].numpy() for k in ("c2w", "fx", "fy", "cx", "cy", "width", "height")}
+        arrays = {k: cams[k].numpy() for k in CAMERA_ARRAYS}
         cameras = Cameras(**arrays, names=cams["names"], image_paths=cams["image_paths"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(path, f"field checkpoint is incomplete or inconsistent: {exc}") from None

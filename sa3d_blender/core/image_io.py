@@ -27,3 +27,10 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, color=(1.0, 0.25, 0.1), outside: float = 0.35) -> np.ndarray:
+    """The photo with the mask tinted in `color` and everything else darkened, float [H,W,3], for looking at by eye."""
+    image = np.asarray(image, dtype=np.float32)
+    tinted = 0.5 * image + 0.5 * np.asarray(color, dtype=np.float32)
+    return np.where(np.asarray(mask, dtype=bool)[..., None], tinted, outside * image)

@@ -21,11 +21,17 @@ class ObjectVotes:
     support: np.ndarray  # float64 [X*Y*Z] Σ_views A^T S: where this object's SAM masks put mass (penalises the others)
 
 
+# Object k counts as inside object j when this fraction of k's own 3-D mask lies in j's (a ball in a tray, a door of
+# a car): j's SAM masks rightly cover k, so they must not be held against k, nor k's against j.
+NESTED_FRACTION = 0.8
+
+
 class MaskGrid:
     """One mask channel per object on the density grid's vertices (values start at 0).
 
     `other_object_penalty` μ is the reference's multi-object term Σ_p S_j(p)·M_k(p): object k loses μ times object j's
-    splatted SAM masks, so a SAM mask that leaks onto a neighbour does not give the neighbour's voxels to k.
+    splatted SAM masks, so a SAM mask that leaks onto a neighbour does not give the neighbour's voxels to k. Nested
+    objects (one inside the other) do not penalise each other.
     """
 
     def __init__(self, shape: tuple[int, int, int], other_object_penalty: float = 1.0):
@@ -70,19 +76,38 @@ class MaskGrid:
         votes = self._objects[name]
         total = votes.total
         if self.other_object_penalty and len(self._objects) > 1:
-            others = sum(v.support for other, v in self._objects.items() if other != name)
-            total = total - self.other_object_penalty * others
+            others = [v.support for other, v in self._objects.items() if other != name and not self.nested(name, other)]
+            if others:
+                total = total - self.other_object_penalty * sum(others)
         return (total / np.maximum(votes.count, 1)).astype(np.float32)
+
+    def _own_mask(self, name: str) -> np.ndarray:
+        """The object's 3-D mask from its own votes only (no other object's penalty)."""
+        return self._objects[name].total > 0
+
+    def inside(self, inner: str, outer: str) -> bool:
+        """Whether object `inner` lies (mostly) inside object `outer`, judged on their own votes."""
+        mask = self._own_mask(inner)
+        size = int(mask.sum())
+        return size > 0 and float((mask & self._own_mask(outer)).sum()) >= NESTED_FRACTION * size
+
+    def nested(self, a: str, b: str) -> bool:
+        return self.inside(a, b) or self.inside(b, a)
 
     def grid(self, name: str) -> np.ndarray:
         return self.values(name).reshape(self.shape)
 
     def masks(self, exclusive: bool = False) -> dict[str, np.ndarray]:
-        """3-D masks bool [X,Y,Z] per object: V > 0; with `exclusive`, a vertex goes only to the object with the highest V."""
+        """3-D masks bool [X,Y,Z] per object: V > 0. With `exclusive`, masks do not overlap: an object inside another
+        keeps its vertices and the container loses them; elsewhere a vertex goes to the object with the highest V."""
         values = {name: self.values(name) for name in self._objects}
         if not exclusive or len(values) < 2:
             return {name: (v > 0).reshape(self.shape) for name, v in values.items()}
         names = list(values)
         stacked = np.stack([values[n] for n in names])
+        for k, inner in enumerate(names):
+            for j, outer in enumerate(names):
+                if j != k and self.inside(inner, outer) and not self.inside(outer, inner):
+                    stacked[j][stacked[k] > 0] = -np.inf
         winner = np.argmax(stacked, axis=0)
         return {n: ((stacked[k] > 0) & (winner == k)).reshape(self.shape) for k, n in enumerate(names)}

@@ -44,7 +44,16 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat). SA3DError when the mask holds nothing.
     """
     values = np.asarray(mask_grid_values, dtype=np.float32).reshape(field.shape)
-    # a 0/1 mask: any mask_threshold in [0, 1) keeps exactly the solid
-    mask = solid_mask(values).astype(np.float32)
-    bbox = field.bbox.cpu().numpy().astype(np.float64)
-    return extract_mesh(voxel_opacity(field), mask, bbox, lambda p: field_colors(field, p), settings)
+    # a 0/1 mask: any mask_threshold in [0, 1) keeps exactly the solid; objects live in the inner region only
+    inner = field.inner_vertices().cpu().numpy().reshape(field.shape)
+    mask = (solid_mask(values) & inner).astype(np.float32)
+    bbox = field.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
+
+    def to_world(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return field.to_world(torch.as_tensor(points, dtype=torch.float64)).numpy()
+
+    mesh = extract_mesh(voxel_opacity(field), mask, bbox, lambda p: field_colors(field, to_world(p)), settings)
+    if field.space is not None:
+        mesh.vertices = to_world(mesh.vertices)
+    return mesh

@@ -13,6 +13,7 @@ import torch
 
 from .metrics import psnr
 from .rendering import render_image, render_rays
+from .field_space import FieldSpace, contraction_around, ndc_for_cameras
 from .voxel_field import FieldConfig, VoxelField, grid_shape_for
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class TrainSettings:
     # 32.75 dB; 0.003 -> 12 %, 0.079 s, 32.85 dB; 0.01 -> 3 %, 0.072 s, but 29.5 dB (it also erodes real surfaces)
     opacity_entropy: float = 0.003
     lr_final_ratio: float = 0.1
+    # per-photo exposure: a gain and an offset per colour channel and training view, kept at zero mean over the views
+    # so that the field itself renders the average exposure (what held-out views are scored against)
+    exposure: bool = True
+    exposure_lr: float = 0.01
     occupancy_warmup: int = 30  # iterations on the coarse grid before empty space is first pruned
     occupancy_ramp: int = 300  # iteration by which the pruning threshold reaches its final value
     occupancy_every: int = 25  # iterations between occupancy updates
@@ -43,27 +48,69 @@ class TrainSettings:
     field: FieldConfig = dc_field(default_factory=FieldConfig)
 
 
-@dataclass
-class RayBank:
-    """Every training pixel as a ray with its colour, on the training device."""
+class PixelBank:
+    """Every training pixel's colour (8 bits per channel, as the photos store them); rays are generated per batch from
+    (view, pixel) indices, so memory is 3 bytes per training pixel instead of 36 for stored rays and colours."""
 
-    origins: torch.Tensor
-    dirs: torch.Tensor
-    colors: torch.Tensor
-
-    @classmethod
-    def from_dataset(cls, dataset, indices, device) -> "RayBank":
-        origins, dirs, colors = [], [], []
-        for i in indices:
-            o, d = dataset.cameras.pixel_rays(int(i))
-            origins.append(o)
-            dirs.append(d)
-            colors.append(dataset.load_image(int(i)).reshape(-1, 3))
-        to = lambda parts: torch.as_tensor(np.concatenate(parts), dtype=torch.float32, device=device)
-        return cls(to(origins), to(dirs), to(colors))
+    def __init__(self, dataset, indices, device):
+        self.cameras = dataset.cameras
+        self.views = np.asarray(indices, dtype=np.int64)
+        sizes = (self.cameras.width * self.cameras.height)[self.views]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        colors = torch.empty(int(self.offsets[-1]), 3, dtype=torch.uint8)
+        for k, i in enumerate(self.views):
+            image = dataset.load_image(int(i)).reshape(-1, 3)
+            colors[self.offsets[k]:self.offsets[k + 1]] = torch.from_numpy(np.round(image * 255).astype(np.uint8))
+        self.colors = colors.to(device)
+        self.device = device
 
     def __len__(self) -> int:
-        return self.origins.shape[0]
+        return int(self.offsets[-1])
+
+    def batch(self, pick: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """origins [B,3], unit dirs [B,3], colours [B,3] in [0,1] and the position in `views` [B] of pixels `pick`."""
+        flat = pick.cpu().numpy()
+        k = np.searchsorted(self.offsets, flat, side="right") - 1
+        view = self.views[k]
+        local = flat - self.offsets[k]
+        width = self.cameras.width[view]
+        origins, dirs = self.cameras.rays(view, local % width + 0.5, local // width + 0.5)
+        to = lambda a: torch.from_numpy(a).to(self.device)
+        colors = self.colors.index_select(0, pick.to(self.colors.device)).float() / 255.0
+        return to(origins), to(dirs), colors, to(k)
+
+
+class Exposure(torch.nn.Module):
+    """rgb' = rgb * exp(gain[v]) + offset[v] per training view v and colour channel (photos taken with automatic
+    exposure and white balance differ by about that much)."""
+
+    def __init__(self, n_views: int, device):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.zeros(n_views, 3, device=device))
+        self.offset = torch.nn.Parameter(torch.zeros(n_views, 3, device=device))
+
+    def forward(self, rgb: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        return rgb * torch.exp(self.gain.index_select(0, view)) + self.offset.index_select(0, view)
+
+    @torch.no_grad()
+    def recentre(self) -> None:
+        self.gain -= self.gain.mean(0)
+        self.offset -= self.offset.mean(0)
+
+    def max_gain(self) -> float:
+        """Largest gain of any view and channel, as a factor (1.0: no exposure differences)."""
+        return float(torch.exp(self.gain.detach().abs().max()))
+
+
+def field_space_for(dataset) -> FieldSpace | None:
+    """Bounded scenes: None (the grid spans the bbox). 360-degree captures: a contraction whose inner cube holds the
+    bbox. Forward-facing captures: the NDC of the mean camera, from the near bound (or, without one, the distance to
+    the bbox) to infinity."""
+    if dataset.scene_type == "bounded":
+        return None
+    if dataset.scene_type == "forward":
+        return ndc_for_cameras(dataset.cameras, dataset.near_bound(), max(dataset.typical_depth(), dataset.near_bound()))
+    return contraction_around(dataset.bbox)
 
 
 def _growth_shapes(bbox: np.ndarray, settings: TrainSettings) -> list[tuple[int, int, int]]:
@@ -98,10 +145,14 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
     """Train a field on `dataset.train`; returns the field and a summary (iterations, seconds, final occupancy, train PSNR)."""
     torch.manual_seed(settings.seed)
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
-    bank = RayBank.from_dataset(dataset, dataset.train, device)
-    shapes = _growth_shapes(dataset.bbox, settings)
-    field = VoxelField(dataset.bbox, shapes[0], settings.field).to(device)
+    bank = PixelBank(dataset, dataset.train, device)
+    space = field_space_for(dataset)
+    field_bbox = dataset.bbox if space is None else space.field_bbox()
+    shapes = _growth_shapes(field_bbox, settings)
+    field = VoxelField(field_bbox, shapes[0], settings.field, space=space).to(device)
     optim = _optimizer(field, settings.lr)
+    exposure = Exposure(len(bank.views), device) if settings.exposure else None
+    exposure_optim = torch.optim.Adam(exposure.parameters(), lr=settings.exposure_lr) if exposure else None
     stage, it, next_occupancy = 0, 0, settings.occupancy_warmup
     start = time.perf_counter()
     losses: list[float] = []
@@ -127,16 +178,25 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
             next_occupancy = it + settings.occupancy_every
             log.debug("iteration %d: %.1f %% of the grid occupied", it, 100 * occupied)
 
-        pick = torch.randint(0, len(bank), (settings.batch_rays,), generator=gen).to(device)
-        out = render_rays(field, bank.origins[pick], bank.dirs[pick], jitter=True)
-        mse = torch.mean((out["rgb"] - bank.colors[pick]) ** 2)
+        pick = torch.randint(0, len(bank), (settings.batch_rays,), generator=gen)
+        origins, dirs, colors, view = bank.batch(pick)
+        out = render_rays(field, origins, dirs, jitter=True)
+        rgb = out["rgb"] if exposure is None else exposure(out["rgb"], view)
+        mse = torch.mean((rgb - colors) ** 2)
         loss = mse
         if settings.opacity_entropy > 0:
             acc = out["acc"].clamp(1e-6, 1 - 1e-6)
             loss = loss - settings.opacity_entropy * torch.mean(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc))
         optim.zero_grad(set_to_none=True)
+        if exposure is not None:
+            exposure_optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        if exposure is not None:
+            for group in exposure_optim.param_groups:
+                group["lr"] = settings.exposure_lr * settings.lr_final_ratio ** frac
+            exposure_optim.step()
+            exposure.recentre()
         it += 1
         losses.append(float(mse.detach()))  # reported loss and PSNR are photometric: the regulariser would hide them
         if progress is not None and (it % 10 == 0):
@@ -146,6 +206,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
     field.update_occupancy(_occupancy_threshold(settings, it))
     recent = float(np.mean(losses[-50:])) if losses else float("nan")
     summary = {"iterations": it, "train_seconds": time.perf_counter() - start, "grid_shape": list(field.shape),
+               "exposure_max_gain": 1.0 if exposure is None else exposure.max_gain(),
                "occupied_fraction": float(field.occupancy.float().mean()),
                "train_psnr": -10 * math.log10(max(recent, 1e-10))}
     return field, summary

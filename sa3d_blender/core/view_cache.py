@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +29,12 @@ from .voxel_field import VoxelField
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-FORMAT_VERSION = 1  # bump when the stored arrays change meaning
+FORMAT_VERSION = 2  # bump when the stored arrays change meaning (2: only the inner region's vertices)
+# Rendering weights kept in memory at once (least recently used views are dropped and re-read from disk). A view costs
+# about 8 bytes x 40-80 entries per pixel: 80-160 MB at the default 250 000-pixel working size.
+DEFAULT_MEMORY_MB = 1500.0
+# The disk cache of rendering weights is trimmed to this size, oldest files first, whenever views are written
+DEFAULT_DISK_MB = 8000.0
 RAY_CHUNK = 8192
 
 
@@ -75,7 +81,8 @@ class ViewData:
 
 def field_identity(field: VoxelField) -> str:
     """Hash of everything that changes the rendering weights: grid shape, box, config, density and occupancy."""
-    digest = hashlib.sha256(f"v{FORMAT_VERSION}:{field.shape}:{field.config}:{field.base_voxel_size!r}".encode())
+    digest = hashlib.sha256(f"v{FORMAT_VERSION}:{field.shape}:{field.config}:{field.base_voxel_size!r}:"
+                            f"{field.space}".encode())
     for tensor in (field.bbox, field.density, field.occupancy):
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:24]
@@ -84,27 +91,33 @@ def field_identity(field: VoxelField) -> str:
 def camera_identity(cameras: Cameras, i: int) -> str:
     digest = hashlib.sha256()
     for array in (cameras.c2w[i], cameras.fx[i], cameras.fy[i], cameras.cx[i], cameras.cy[i],
-                  cameras.width[i], cameras.height[i]):
+                  cameras.width[i], cameras.height[i], cameras.distortion[i], cameras.fisheye[i]):
         digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
     return digest.hexdigest()[:24]
 
 
 @torch.no_grad()
 def compute_view_weights(field: VoxelField, cameras: Cameras, i: int) -> ViewWeights:
-    """Render camera i once and keep each pixel's frozen sample weights spread onto the 8 grid corners."""
+    """Render camera i once and keep each pixel's frozen sample weights spread onto the 8 grid corners.
+
+    Only the inner region's vertices are kept: objects are segmented there, and a contracted field's shell (walls,
+    sky) would otherwise double the entries and let a mask leak into the background.
+    """
     origins, dirs = cameras.pixel_rays(i)
     h, w = int(cameras.height[i]), int(cameras.width[i])
     device = field.density.device
     n_vertices = int(np.prod(field.shape))
+    inner = field.inner_vertices()
     blocks, depth, opacity = [], [], []
     for s in range(0, len(origins), RAY_CHUNK):
         o = torch.as_tensor(origins[s:s + RAY_CHUNK], device=device)
         d = torch.as_tensor(dirs[s:s + RAY_CHUNK], device=device)
         out = render_rays(field, o, d, keep_samples=True)
         samples = out["samples"]
-        rows = samples.ray_id[:, None].expand(-1, 8).reshape(-1).cpu().numpy()
-        cols = samples.index.reshape(-1).cpu().numpy()
-        vals = (samples.weights[:, None] * samples.corner_weights).reshape(-1).cpu().numpy().astype(np.float32)
+        keep = inner.index_select(0, samples.index.reshape(-1))
+        rows = samples.ray_id[:, None].expand(-1, 8).reshape(-1)[keep].cpu().numpy()
+        cols = samples.index.reshape(-1)[keep].cpu().numpy()
+        vals = (samples.weights[:, None] * samples.corner_weights).reshape(-1)[keep].cpu().numpy().astype(np.float32)
         # coo -> csr sums the duplicate (pixel, vertex) pairs that neighbouring samples produce
         blocks.append(sp.coo_matrix((vals, (rows, cols)), shape=(len(o), n_vertices)).tocsr())
         depth.append(out["depth"].cpu().numpy())
@@ -127,8 +140,10 @@ class ViewCache:
     and <folder>/embeddings (the shared EmbeddingCache)."""
 
     def __init__(self, field: VoxelField, cameras: Cameras, segmenter: Segmenter,
-                 load_image: Callable[[int], np.ndarray | None], folder: str | Path | None = None):
-        """`load_image(i)` returns view i's photo, or None when the view has none (the field's render is embedded then)."""
+                 load_image: Callable[[int], np.ndarray | None], folder: str | Path | None = None,
+                 memory_mb: float = DEFAULT_MEMORY_MB, disk_mb: float = DEFAULT_DISK_MB):
+        """`load_image(i)` returns view i's photo, or None when the view has none (the field's render is embedded then).
+        At most `memory_mb` of rendering weights stay in memory and `disk_mb` on disk (older files are deleted)."""
         self.field = field
         self.cameras = cameras
         self.segmenter = segmenter
@@ -136,7 +151,9 @@ class ViewCache:
         self.folder = Path(folder) if folder is not None else cache_root()
         self.embeddings = EmbeddingCache(self.folder / "embeddings")
         self.field_id = field_identity(field)
-        self._views: dict[int, ViewData] = {}
+        self._views: OrderedDict[int, ViewData] = OrderedDict()  # least recently used first
+        self.memory_mb = memory_mb
+        self.disk_mb = disk_mb
 
     def weights_path(self, i: int) -> Path:
         return self.folder / "view_weights" / f"{self.field_id}_{camera_identity(self.cameras, i)}.npz"
@@ -152,23 +169,34 @@ class ViewCache:
             embedding = self.embeddings.get_or_compute(self.segmenter, image, progress)
             view = ViewData(i, self.cameras.names[i], weights, embedding)
             self._views[i] = view
+            self._evict(keep=i)
+        self._views.move_to_end(i)
         return view
+
+    def memory_in_use_mb(self) -> float:
+        return sum(v.weights.megabytes for v in self._views.values())
+
+    def _evict(self, keep: int) -> None:
+        while len(self._views) > 1 and self.memory_in_use_mb() > self.memory_mb:
+            oldest = next(iter(self._views))
+            if oldest == keep:
+                break
+            del self._views[oldest]
 
     def weights(self, i: int) -> ViewWeights:
         """Only the rendering weights of view i (no SAM embedding): for rendering masks into any camera."""
         view = self._views.get(i)
         return view.weights if view is not None else self._weights(i)
 
-    def prepare(self, indices, progress: Progress | None = None) -> list[ViewData]:
-        """Make sure every view in `indices` is ready; progress(fraction, message) before each view."""
+    def prepare(self, indices, progress: Progress | None = None) -> None:
+        """Make sure every view in `indices` is computed and on disk; progress(fraction, message) before each view."""
         indices = [int(i) for i in indices]
-        views = []
         for k, i in enumerate(indices):
             if progress is not None:
                 progress(k / len(indices), f"view {self.cameras.names[i]} ({k + 1}/{len(indices)})")
-            views.append(self.get(i))
-        total_mb = sum(v.weights.megabytes for v in views)
-        message = f"{len(views)} views ready, rendering weights {total_mb:.1f} MB in memory"
+            self.get(i)
+        message = (f"{len(indices)} views ready, rendering weights {self.memory_in_use_mb():.1f} MB in memory "
+                   f"({len(self._views)} views, budget {self.memory_mb:.0f} MB)")
         log.info(message)
         if progress is not None:
             progress(1.0, message)
@@ -180,6 +208,7 @@ class ViewCache:
         if weights is None:
             weights = compute_view_weights(self.field, self.cameras, i)
             _write_weights(path, weights)
+            _trim_folder(path.parent, self.disk_mb, keep=path)
             log.debug("view %s: rendering weights %.1f MB (%d entries)", self.cameras.names[i], weights.megabytes,
                       weights.matrix.nnz)
         return weights
@@ -188,6 +217,18 @@ class ViewCache:
         origins, dirs = self.cameras.pixel_rays(i)
         h, w = int(self.cameras.height[i]), int(self.cameras.width[i])
         return render_image(self.field, origins, dirs, h, w, device=self.field.density.device)["rgb"]
+
+
+def _trim_folder(folder: Path, limit_mb: float, keep: Path) -> None:
+    """Delete the least recently modified .npz files of `folder` until it holds at most `limit_mb` (never `keep`)."""
+    files = sorted(folder.glob("*.npz"), key=lambda f: f.stat().st_mtime)
+    total = sum(f.stat().st_size for f in files) / 1e6
+    for f in files:
+        if total <= limit_mb:
+            break
+        if f != keep:
+            total -= f.stat().st_size / 1e6
+            f.unlink(missing_ok=True)
 
 
 def _read_weights(path: Path) -> ViewWeights | None:

@@ -1,6 +1,7 @@
-"""Voxel radiance field: a density grid and a colour grid over the scene box, with an occupancy grid for empty-space skipping.
+"""Voxel radiance field: a density grid and a colour grid over the scene, with an occupancy grid for empty-space skipping.
 
-Grids store values at vertices: index (i, j, k) sits at `bbox[0] + (i, j, k) / (shape - 1) * (bbox[1] - bbox[0])`.
+Grids store values at vertices: index (i, j, k) sits at `bbox[0] + (i, j, k) / (shape - 1) * (bbox[1] - bbox[0])` in
+*field space* (field_space.py): the world for a bounded field, a contracted or NDC space for unbounded captures.
 Tables are flat (density [X*Y*Z], colour channels-last [X*Y*Z, C]) so a lookup is 8 gathers (see trilinear.py).
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .field_space import FieldSpace
 from .trilinear import corner_indices, gather
 
 COARSE_CELL = 4  # vertices per side of a coarse occupancy cell, used to skip empty space in big strides
@@ -43,9 +45,12 @@ def grid_shape_for(bbox: np.ndarray, num_voxels: int) -> tuple[int, int, int]:
 
 
 class VoxelField(torch.nn.Module):
-    def __init__(self, bbox: np.ndarray, shape: tuple[int, int, int], config: FieldConfig, base_voxel_size: float | None = None):
+    def __init__(self, bbox: np.ndarray, shape: tuple[int, int, int], config: FieldConfig, base_voxel_size: float | None = None,
+                 space: FieldSpace | None = None):
+        """`bbox` is in field space: the world box of a bounded field (`space` None), else `space.field_bbox()`."""
         super().__init__()
         self.config = config
+        self.space = space
         self.register_buffer("bbox", torch.as_tensor(np.asarray(bbox), dtype=torch.float32).clone())
         self.shape = tuple(int(s) for s in shape)
         # density is parameterised per *base* voxel so that growing the grid does not change the opacity it encodes
@@ -56,7 +61,8 @@ class VoxelField(torch.nn.Module):
         self.color = torch.nn.Parameter(torch.zeros(n, 3 * config.sh_coefficients))
         self.background = torch.nn.Parameter(torch.zeros(3))
         self.register_buffer("occupancy", torch.ones(n, dtype=torch.bool))
-        self.coarse_occupancy = self._coarsen(self.occupancy)
+        # a buffer, not an attribute, so that .to(device) moves it with the rest
+        self.register_buffer("coarse_occupancy", self._coarsen(self.occupancy))
         # softplus(shift) * step = -log(1 - alpha_init) for the base grid's step (step_ratio base voxels): an untouched
         # vertex has opacity alpha_init per step; fixed at creation, so a grown or reloaded grid keeps its opacities
         self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / config.step_ratio))
@@ -72,12 +78,19 @@ class VoxelField(torch.nn.Module):
         """Ray-marching step in world units."""
         return self.config.step_ratio * self.voxel_size
 
-    def grid_coords(self, points: torch.Tensor) -> torch.Tensor:
-        offset, scale = self.grid_transform()
-        return (points - offset) * scale
+    def to_field(self, points: torch.Tensor) -> torch.Tensor:
+        """World points -> field space."""
+        return points if self.space is None else self.space.to_field(points)
 
-    def inside(self, points: torch.Tensor) -> torch.Tensor:
-        return ((points >= self.bbox[0]) & (points <= self.bbox[1])).all(-1)
+    def to_world(self, points: torch.Tensor) -> torch.Tensor:
+        """Field-space points -> world."""
+        return points if self.space is None else self.space.to_world(points)
+
+    def grid_coords(self, points: torch.Tensor) -> torch.Tensor:
+        """World points -> continuous vertex coordinates."""
+        offset, scale = self.grid_transform()
+        return (self.to_field(points) - offset) * scale
+
 
     def grid_transform(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(offset, scale) with grid_coords(p) = (p - offset) * scale."""
@@ -125,19 +138,26 @@ class VoxelField(torch.nn.Module):
         self.coarse_occupancy = self._coarsen(self.occupancy)
 
     def vertex_positions(self) -> torch.Tensor:
+        """Field-space positions of the vertices [X*Y*Z, 3]."""
         axes = [torch.linspace(float(self.bbox[0, d]), float(self.bbox[1, d]), self.shape[d], device=self.bbox.device) for d in range(3)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+    def inner_vertices(self) -> torch.Tensor:
+        """bool [X*Y*Z]: the vertices of the inner cube (all of them for a bounded field)."""
+        if self.space is None:
+            return torch.ones(int(np.prod(self.shape)), dtype=torch.bool, device=self.bbox.device)
+        return self.space.inner(self.vertex_positions())
 
     # --- field values -----------------------------------------------------------------------------------------------
     def lookup(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return corner_indices(self.grid_coords(points), self.shape)
 
-    def alpha_from_raw(self, raw_density: torch.Tensor, step: float) -> torch.Tensor:
-        """Opacity [N] of a ray segment of length `step` (world units) with the given raw density."""
+    def alpha_from_raw(self, raw_density: torch.Tensor, step: float | torch.Tensor) -> torch.Tensor:
+        """Opacity [N] of a ray segment of length `step` (field-space units; a scalar or one per sample)."""
         sigma = F.softplus(raw_density + self.density_shift)
         return -torch.expm1(-sigma * (step / self.base_voxel_size))
 
-    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float) -> torch.Tensor:
+    def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float | torch.Tensor) -> torch.Tensor:
         return self.alpha_from_raw(gather(self.density, index, weights), step)
 
     def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
@@ -184,4 +204,5 @@ class VoxelField(torch.nn.Module):
 
     def describe(self) -> dict:
         return {"shape": list(self.shape), "voxel_size": self.voxel_size, "config": asdict(self.config),
-                "occupied_fraction": float(self.occupancy.float().mean())}
+                "occupied_fraction": float(self.occupancy.float().mean()),
+                "space": None if self.space is None else self.space.to_dict()}

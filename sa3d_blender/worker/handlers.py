@@ -167,7 +167,8 @@ class WorkerSession:
         def report(fraction: float, loss: float, train_psnr: float) -> None:
             progress(TRAIN_SHARE * fraction, "train", f"PSNR {train_psnr:.1f} dB")
 
-        field, summary = train_field(ds, settings, self.device, report)
+        work = ds.at_pixel_budget()
+        field, summary = train_field(work, settings, self.device, report)
         test_psnr = None
         if len(ds.test):
             progress(TRAIN_SHARE, "evaluate", f"rendering {len(ds.test)} test views")
@@ -175,7 +176,7 @@ class WorkerSession:
         # the checkpoint is written last (and atomically): a cancelled or failed train leaves none behind
         progress(1.0, "save", "saving the field")
         summary = {**summary, "test_psnr": test_psnr, "dataset": str(ds.root)}
-        path = field_checkpoint.save_field(Path(checkpoint).expanduser(), field, ds.cameras, extra=summary)
+        path = field_checkpoint.save_field(Path(checkpoint).expanduser(), field, work.cameras, extra=summary)
         self.field, self.scene = field, None
         return {"checkpoint": str(path), "train_psnr": _finite_or_none(summary["train_psnr"]), "test_psnr": test_psnr,
                 "seconds": time.perf_counter() - start, "iterations": summary["iterations"]}
@@ -199,7 +200,7 @@ class WorkerSession:
         progress(0.0, "prepare", f"loading {segmenter}")
         model = self._segmenter(segmenter, sam_checkpoint)
         if self.scene is None or self.scene.segmenter is not model:
-            self.scene = SceneSegmenter(self.field, self.dataset, model)
+            self.scene = SceneSegmenter(self.field, self.dataset.at_pixel_budget(), model)
         self.scene.prepare(lambda fraction, message: progress(fraction, "prepare", message))
         return {"views": len(self.scene.views), "seconds": time.perf_counter() - start}
 
@@ -216,7 +217,10 @@ class WorkerSession:
                 "skipped_views": result.skipped_views, "view_ious": result.view_ious, "seconds": result.seconds}
 
     def render_mask(self, progress: Progress, name: str, view: str | int) -> dict:
-        mask = self._scene_segmenter().render_mask(name, view)
+        """The object's opacity in `view`, at the size of the view's image file."""
+        scene = self._scene_segmenter()
+        i = scene.view_index(view)
+        mask = scene.render_mask(name, i, size=(scene.full_cameras.width[i], scene.full_cameras.height[i]))
         return {"path": str(self._save_array(f"mask-{name}", mask.astype(np.float32)))}
 
     def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", **settings) -> dict:
