@@ -45,16 +45,18 @@ def run_make_scene(out: Path, *options: str, timeout: float = 900) -> subprocess
     )
 
 
-def cached_scene(preset: str, seed: int = 0) -> Path:
-    """The scene of `preset`/`seed` for the current generator source, rendered on first use."""
+def cached_scene(preset: str, seed: int = 0, *options: str) -> Path:
+    """The scene of `preset`/`seed` (with make-scene `options` such as --views) for the current generator source,
+    rendered on first use."""
     scenes = cache_root() / "scenes"
     scenes.mkdir(parents=True, exist_ok=True)
-    scene = scenes / f"{preset}-{seed}-{generator_hash()}"
+    suffix = "".join(o.strip("-") for o in options)
+    scene = scenes / f"{preset}-{seed}{'-' + suffix if suffix else ''}-{generator_hash()}"
     with open(scenes / f".{scene.name}.lock", "w") as lock:
         # another pytest process may be rendering the same scene: wait for it instead of rendering twice
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (scene / "transforms.json").is_file():
-            result = run_make_scene(scene, "--preset", preset, "--seed", str(seed), "--overwrite")
+            result = run_make_scene(scene, "--preset", preset, "--seed", str(seed), *options, "--overwrite")
             if result.returncode != 0:
                 raise RuntimeError(f"make-scene {preset} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return scene
@@ -68,6 +70,12 @@ def tiny_scene() -> Path:
 @pytest.fixture(scope="session")
 def demo_scene() -> Path:
     return cached_scene("demo")
+
+
+@pytest.fixture(scope="session")
+def room_scene() -> Path:
+    """The room preset (walls far beyond the objects, cameras near and far, a ball in a tray), reduced for tests."""
+    return cached_scene("room", 0, "--views", "30", "--resolution", "112")
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def edit_json(path, edit) -> None:
 
 
 def test_folder_without_a_dataset_file(tmp_path):
-    expect_error(tmp_path, "no transforms.json, transforms_train.json or poses_bounds.npy", tmp_path.name)
+    expect_error(tmp_path, "no transforms.json, transforms_train.json, poses_bounds.npy or COLMAP model", tmp_path.name)
 
 
 def test_missing_file(tmp_path):

@@ -6,6 +6,7 @@ under the project cache, keyed by the scene and the field code, so it is retrain
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import hashlib
 from pathlib import Path
@@ -21,25 +22,32 @@ from sa3d_blender.core.training import TrainSettings, train_field
 from sa3d_blender.core.view_cache import ViewCache, compute_view_weights
 
 CORE = Path(__file__).resolve().parents[1] / "sa3d_blender" / "core"
-FIELD_SOURCES = ("voxel_field.py", "rendering.py", "training.py", "trilinear.py")
+FIELD_SOURCES = ("voxel_field.py", "field_space.py", "rendering.py", "training.py", "trilinear.py", "datasets.py",
+                 "cameras.py", "lens.py")
 TRAIN_ITERATIONS = 400
 
 
 def tiny_field_path(scene: Path) -> Path:
-    digest = hashlib.sha256(f"{scene}:{TRAIN_ITERATIONS}".encode())
-    for name in FIELD_SOURCES:
-        digest.update((CORE / name).read_bytes())
+    return cached_field(scene, "tiny", TrainSettings(iterations=TRAIN_ITERATIONS, num_voxels_start=32768,
+                                                     num_voxels_end=884736))
+
+
+def cached_field(scene: Path, name: str, settings: TrainSettings) -> Path:
+    """A field trained on `scene` with `settings`, cached under the project cache and keyed by the scene, the settings
+    and the field code, so it is retrained whenever any of them changes."""
+    digest = hashlib.sha256(f"{scene}:{settings}".encode())
+    for source in FIELD_SOURCES:
+        digest.update((CORE / source).read_bytes())
     folder = cache_root() / "fields"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"tiny-{digest.hexdigest()[:12]}.pt"
+    path = folder / f"{name}-{digest.hexdigest()[:12]}.pt"
     with open(folder / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.is_file():
             torch.set_num_threads(2)
             dataset = load_dataset(scene)
             # a fixed iteration count, not a time budget: on a loaded machine 60 s can leave the field empty
-            field, _ = train_field(dataset, TrainSettings(iterations=TRAIN_ITERATIONS, num_voxels_start=32768,
-                                                          num_voxels_end=884736))
+            field, _ = train_field(dataset, settings)
             save_field(path, field, dataset.cameras, {"dataset": str(scene)})
     return path
 
@@ -53,6 +61,11 @@ def field_and_dataset(tiny_scene):
 def test_weights_render_the_fields_opacity_and_a_linear_function_exactly(field_and_dataset):
     field, dataset = field_and_dataset
     view = int(dataset.train[0])
+    # the weights keep the inner region only: with the contracted shell emptied, they render the whole field
+    field = copy.deepcopy(field)
+    with torch.no_grad():
+        field.density[~field.inner_vertices()] = -100.0
+    field.update_occupancy()
     weights = compute_view_weights(field, dataset.cameras, view)
     assert weights.matrix.indices.dtype == np.int32 and weights.matrix.data.dtype == np.float32
     # Σ_samples w · Σ corners = the rendered opacity, minus samples below the renderer's weight floor
@@ -60,7 +73,7 @@ def test_weights_render_the_fields_opacity_and_a_linear_function_exactly(field_a
     assert np.abs(opacity - weights.opacity).max() < 0.02
     assert weights.opacity.max() > 0.99  # the view sees solid matter
     # trilinear interpolation of a linear function is exact: A @ x_vertex = Σ w x(sample) = opacity·(o + d·depth)_x
-    x_vertex = field.vertex_positions()[:, 0].numpy()
+    x_vertex = field.to_world(field.vertex_positions())[:, 0].numpy()
     origins, dirs = dataset.cameras.pixel_rays(view)
     surface_x = (origins[:, 0] + dirs[:, 0] * weights.depth.reshape(-1)) * weights.opacity.reshape(-1)
     solid = weights.opacity.reshape(-1) > 0.99
@@ -128,3 +141,10 @@ def test_disk_budget_deletes_the_oldest_weight_files(field_and_dataset, tmp_path
     cache.prepare(views)
     files = list((tmp_path / "c" / "view_weights").glob("*.npz"))
     assert len(files) == 1 and files[0] == cache.weights_path(views[-1])
+
+
+def test_weights_leave_out_the_contracted_shell(field_and_dataset):
+    field, dataset = field_and_dataset
+    weights = compute_view_weights(field, dataset.cameras, int(dataset.train[0]))
+    assert field.space is not None and not field.inner_vertices().all()
+    assert not np.isin(weights.matrix.indices, np.flatnonzero(~field.inner_vertices().numpy())).any()

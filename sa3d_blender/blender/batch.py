@@ -22,9 +22,9 @@ import bpy
 import numpy as np
 
 from ..core.datasets import Dataset, load_dataset
-from ..core.errors import SA3DError, WorkerDied
+from ..core.errors import SA3DError
 from ..core.prompts import read_prompts
-from ..worker.client import WorkerClient
+from ..worker.client import WorkerClient, WorkerDied
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
 from .workflow import extract_and_import_steps, load_field_steps, segment_request, train_steps

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.datasets import DEFAULT_PIXEL_BUDGET, SCENE_TYPES, load_dataset
 from ..core.devices import pick_device
 from ..core.field_checkpoint import save_field
-from ..core.training import TrainSettings, evaluate_views, train_field
+from ..core.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
 from ..core.voxel_field import FieldConfig
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,14 @@ def run(args: argparse.Namespace) -> dict:
              dataset.root)
     field, summary = train_field(work, settings, device=device, progress=_ProgressLog())
     path = save_field(args.out, field, work.cameras, extra={"dataset": str(dataset.root.resolve())})
-    # scored on the image files' own size, whatever the working resolution
+    # scored on the image files' own size (up to a cap), whatever the working resolution
     start = time.perf_counter()
-    evaluation = evaluate_views(field, dataset, dataset.test, device=device)
+    scored = evaluation_dataset(dataset)
+    evaluation = evaluate_views(field, scored, scored.test, device=device)
     summary["eval_seconds"] = time.perf_counter() - start
+    summary["eval_size"] = [int(scored.cameras.width[0]), int(scored.cameras.height[0])]
     log.info("test PSNR %.2f dB over %d held-out views at %dx%d; field written to %s", evaluation["psnr"],
-             len(dataset.test), dataset.cameras.width[0], dataset.cameras.height[0], path)
+             len(dataset.test), *summary["eval_size"], path)
     return {"checkpoint": str(path), "dataset": str(dataset.root), "device": str(device), "test_psnr": evaluation["psnr"],
             "per_view_psnr": evaluation["per_view_psnr"], "scene_type": work.scene_type,
             "working_size": [int(work.cameras.width[0]), int(work.cameras.height[0])], **summary}

@@ -75,10 +75,11 @@ class Cameras:
 
     def scaled(self, factors) -> Cameras:
         """The same cameras for images resized by `factors` [N] (or one factor): intrinsics and sizes scaled, pixel
-        grid kept (pixel centres map to the same rays). Sizes are rounded, so the factor per axis is the size ratio."""
+        grid kept (pixel centres map to the same rays). Sizes are rounded down (a pixel budget stays a bound), so the
+        factor per axis is the size ratio."""
         factors = np.broadcast_to(np.asarray(factors, dtype=np.float64), (len(self),))
-        width = np.maximum(1, np.round(self.width * factors)).astype(np.int64)
-        height = np.maximum(1, np.round(self.height * factors)).astype(np.int64)
+        width = np.maximum(1, np.floor(self.width * factors + 1e-9)).astype(np.int64)
+        height = np.maximum(1, np.floor(self.height * factors + 1e-9)).astype(np.int64)
         sx, sy = width / self.width, height / self.height
         return Cameras(c2w=self.c2w.copy(), fx=self.fx * sx, fy=self.fy * sy, cx=self.cx * sx, cy=self.cy * sy,
                        width=width, height=height, names=self.names, image_paths=self.image_paths,

@@ -35,11 +35,6 @@ class Contraction:
         extent = 1.0 + self.shell
         return np.array([[-extent] * 3, [extent] * 3])
 
-    def inner_bbox(self) -> np.ndarray:
-        """The inner cube in world coordinates [2,3]."""
-        centre = np.asarray(self.centre)
-        return np.stack([centre - self.half, centre + self.half])
-
     def inner(self, q: torch.Tensor) -> torch.Tensor:
         """bool: field-space points of the inner cube, where objects are segmented and meshed."""
         return q.abs().amax(-1) <= 1.0 + 1e-6

@@ -200,7 +200,6 @@ class ViewCache:
         log.info(message)
         if progress is not None:
             progress(1.0, message)
-        return views
 
     def _weights(self, i: int) -> ViewWeights:
         path = self.weights_path(i)

@@ -29,7 +29,7 @@ from ..core.object_export import extract_object
 from ..core.sa3d import SA3DSettings, SceneSegmenter
 from ..core.segmenters import Segmenter, load_segmenter
 from ..core.self_prompting import PromptSettings
-from ..core.training import TrainSettings, evaluate_views, train_field
+from ..core.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
 from ..core.voxel_field import FieldConfig
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,8 @@ class WorkerSession:
         test_psnr = None
         if len(ds.test):
             progress(TRAIN_SHARE, "evaluate", f"rendering {len(ds.test)} test views")
-            test_psnr = _finite_or_none(evaluate_views(field, ds, ds.test, self.device)["psnr"])
+            scored = evaluation_dataset(ds)
+            test_psnr = _finite_or_none(evaluate_views(field, scored, scored.test, self.device)["psnr"])
         # the checkpoint is written last (and atomically): a cancelled or failed train leaves none behind
         progress(1.0, "save", "saving the field")
         summary = {**summary, "test_psnr": test_psnr, "dataset": str(ds.root)}

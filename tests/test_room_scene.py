@@ -1,0 +1,58 @@
+"""A scene with surroundings (walls and floor far beyond the objects, no aabb, cameras near and far): the field covers
+the world, and SA3D segments a ball lying in a tray in either order, with real MobileSAM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.evaluation import reference_clicks, reference_view
+from sa3d_blender.core.field_checkpoint import load_field
+from sa3d_blender.core.metrics import mask_iou
+from sa3d_blender.core.sa3d import MASK_LEVEL, SceneSegmenter
+from sa3d_blender.core.training import TrainSettings, evaluate_views
+from test_view_cache import cached_field
+
+SETTINGS = TrainSettings(iterations=700, num_voxels_start=32**3, num_voxels_end=96**3)
+
+
+@pytest.fixture(scope="module")
+def room(room_scene):
+    torch.set_num_threads(2)
+    field, _, _ = load_field(cached_field(room_scene, "room", SETTINGS))
+    return field, load_dataset(room_scene)
+
+
+def test_room_field_covers_the_walls_and_reaches_a_held_out_psnr(room):
+    field, dataset = room
+    assert dataset.scene_type == "unbounded" and field.space is not None
+    psnr = evaluate_views(field, dataset, dataset.test)["psnr"]
+    assert psnr >= 24.0, psnr  # measured 26.4 dB (700 iterations)
+
+
+def _iou(scene: SceneSegmenter, name: str) -> float:
+    gt = scene.dataset.ground_truth
+    index = gt.object(name).index
+    return float(np.mean([mask_iou(scene.render_mask(name, int(i)) > MASK_LEVEL, gt.load_mask(int(i)) == index)
+                          for i in scene.dataset.test]))
+
+
+@pytest.mark.parametrize("order", [("tray", "ball"), ("ball", "tray")])
+def test_ball_in_tray_segments_in_either_order(room, segmenter, order):
+    field, dataset = room
+    scene = SceneSegmenter(field, dataset, segmenter)
+    gt = dataset.ground_truth
+    for name in order:
+        index = gt.object(name).index
+        view = reference_view(scene, index)
+        clicks = reference_clicks(gt.load_mask(view) == index)
+        scene.segment(name, view, clicks, np.ones(len(clicks)))
+    assert scene.mask_grid.inside("ball", "tray")
+    ball, tray = _iou(scene, "ball"), _iou(scene, "tray")
+    assert ball >= 0.75, (order, ball)  # the ball is not erased by the tray's masks, which include it
+    # the tray's ground-truth mask excludes the ball it holds; SA3D's tray includes it
+    assert tray >= 0.6, (order, tray)
+    exclusive = scene.mask_grid.masks(exclusive=True)
+    assert not (exclusive["ball"] & exclusive["tray"]).any()
