@@ -182,16 +182,23 @@ def test_forward_preset_writes_an_llff_capture_with_depth_bounds(tmp_path):
     dataset = load_dataset(scene)
     assert dataset.format == "llff" and dataset.scene_type == "forward" and dataset.ground_truth is not None
     assert np.all(dataset.near > 0.3) and np.all(dataset.near < 2.0)
-    # the objects' vertices project inside every view, where the masks say they are
+    # the objects' vertices project where the masks say they are: the box around the projected vertices matches the
+    # box around the mask (a wrong convention puts them elsewhere; occlusion only trims the mask a little)
     truth = dataset.ground_truth
     for info in truth.objects:
         vertices = trimesh.load(info.mesh_path).vertices
+        ious = []
         for i in range(len(dataset.cameras)):
             xy, depth = dataset.cameras.project(i, vertices)
             assert np.all(depth > dataset.near[i] * 0.99)
-            mask = truth.load_mask(i) == info.index
-            cols, rows = np.clip(xy.astype(int), 0, 39).T
-            assert mask[rows, cols].mean() > 0.3, (info.name, i)  # the rest is hidden by other objects
+            rows, cols = np.nonzero(truth.load_mask(i) == info.index)
+            if len(rows) < 20:
+                continue
+            projected = np.array([np.clip(xy.min(axis=0), 0, 40), np.clip(xy.max(axis=0), 0, 40)])
+            masked = np.array([[cols.min(), rows.min()], [cols.max() + 1, rows.max() + 1]])
+            overlap = np.clip(np.minimum(projected[1], masked[1]) - np.maximum(projected[0], masked[0]), 0, None).prod()
+            ious.append(overlap / (np.prod(projected[1] - projected[0]) + np.prod(masked[1] - masked[0]) - overlap))
+        assert len(ious) >= 4 and np.median(ious) > 0.6, (info.name, ious)
 
 
 def test_ground_truth_json_names_objects_meshes_and_a_mask_per_view(tiny_scene):

@@ -104,8 +104,8 @@ PRESETS = {
     "room": ScenePreset(
         objects=(
             ObjectSpec("duck", "duck.obj", size=0.30),
-            ObjectSpec("tray", "tray/tray_textured.obj", size=0.42),
-            ObjectSpec("ball", "soccerball.obj", size=0.15, inside="tray", lift=0.02),
+            ObjectSpec("tray", "tray/tray_textured.obj", size=0.42, z_up=True),
+            ObjectSpec("ball", "soccerball.obj", size=0.15, inside="tray", lift=0.006),  # on its base plate
             ObjectSpec("box", "box", size=0.28, color=RED),
             ObjectSpec("can", "cylinder", size=0.22, height=0.27, color=BLUE),
         ),

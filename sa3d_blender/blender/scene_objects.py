@@ -26,6 +26,7 @@ class ObjectSpec:
     size: float
     height: float | None = None  # primitives only; models keep their proportions
     color: tuple[float, float, float] | None = None  # None keeps the model's own texture
+    z_up: bool = False  # the OBJ file is Z-up already (most pybullet_data models are Y-up)
     inside: str | None = None  # name of an object this one rests in (a ball in a tray): centred on it, not laid out
     lift: float = 0.0  # height of its base above the container's base (metres)
 
@@ -103,11 +104,19 @@ def _pybullet_model(spec: ObjectSpec) -> bpy.types.Object:
     if not path.is_file():
         raise DatasetError(path, "pybullet_data model not found")
     before = set(bpy.data.objects)
-    bpy.ops.wm.obj_import(filepath=str(path))  # Y-up OBJ becomes Z-up
+    axes = {"up_axis": "Z", "forward_axis": "Y"} if spec.z_up else {}  # default: a Y-up OBJ becomes Z-up
+    bpy.ops.wm.obj_import(filepath=str(path), **axes)
     imported = [obj for obj in bpy.data.objects if obj not in before and obj.type == "MESH"]
-    if len(imported) != 1:
-        raise DatasetError(path, f"expected one mesh object, the OBJ importer made {len(imported)}")
+    if not imported:
+        raise DatasetError(path, "the OBJ importer made no mesh object")
     obj = imported[0]
+    if len(imported) > 1:  # a model made of several OBJ groups (the tray) becomes one object
+        for other in bpy.context.view_layer.objects:
+            other.select_set(other in imported)
+        bpy.context.view_layer.objects.active = obj
+        bpy.ops.object.join()
+        if len([o for o in bpy.data.objects if o not in before and o.type == "MESH"]) != 1:
+            raise DatasetError(path, f"could not join the {len(imported)} meshes the OBJ importer made")
     obj.name = spec.name
     # bake the importer's axis conversion into the mesh so the object transform is ours alone
     obj.data.transform(obj.matrix_world)

@@ -74,12 +74,15 @@ class MaskGrid:
     def values(self, name: str) -> np.ndarray:
         """The mask grid V of `name`, float32 [X*Y*Z]; 0 where no accepted view sees the vertex."""
         votes = self._objects[name]
-        total = votes.total
+        value = votes.total / np.maximum(votes.count, 1)
         if self.other_object_penalty and len(self._objects) > 1:
-            others = [v.support for other, v in self._objects.items() if other != name and not self.nested(name, other)]
+            # per view, like this object's own votes: a neighbour segmented from 20 views must not outvote an object
+            # that so far has 1
+            others = [v.support / np.maximum(v.count, 1) for other, v in self._objects.items()
+                      if other != name and not self.nested(name, other)]
             if others:
-                total = total - self.other_object_penalty * sum(others)
-        return (total / np.maximum(votes.count, 1)).astype(np.float32)
+                value = value - self.other_object_penalty * sum(others)
+        return value.astype(np.float32)
 
     def _own_mask(self, name: str) -> np.ndarray:
         """The object's 3-D mask from its own votes only (no other object's penalty)."""
