@@ -4,7 +4,7 @@
    with 15, 30 and 58 training views, each in its own process: median seconds per iteration, peak memory of the
    process, and the SA3D rendering-weight cache per view (MB).
 2. PSNR against time on flower (LLFF, held-out views scored at 1008x756): the forward-facing field (NDC) beside the
-   old bounded box over the same cameras, at 60, 120 and 240 s.
+   bounded box over the same cameras, after each training budget in --budgets (default 60 and 200 s).
 
     python scripts/bench_real.py [--real ../shared/data/real] [--part scaling|psnr]
 """
@@ -78,6 +78,7 @@ def main() -> int:
     parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
     parser.add_argument("--part", choices=("scaling", "psnr", "all"), default="all")
     parser.add_argument("--iterations", type=int, default=150, help="training iterations per scaling run")
+    parser.add_argument("--budgets", default="60,200", help="training seconds of the PSNR runs, comma-separated")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -86,7 +87,8 @@ def main() -> int:
         print(json.dumps(child_scaling(args.real / "fox", budget, views, args.iterations)))
         return 0
     if args.child == "psnr":
-        print(json.dumps(child_psnr(args.real / "flower", args.args, [60.0, 120.0, 240.0])))
+        kind, budgets = args.args.split(":")
+        print(json.dumps(child_psnr(args.real / "flower", kind, [float(b) for b in budgets.split(",")])))
         return 0
     if args.part in ("scaling", "all"):
         print(f"{'MP/view':>8} {'views':>6} {'s/iter':>8} {'peak MB':>8} {'weights MB/view':>16} {'entries/px':>11}")
@@ -97,9 +99,9 @@ def main() -> int:
             print(f"{r['pixels_per_view'] / 1e6:8.2f} {views:6d} {r['median_step_s']:8.3f} {r['train_peak_mb']:8.0f} "
                   f"{r['weights_mb_per_view']:16.1f} {r['weights_entries_per_pixel']:11.1f}", flush=True)
     if args.part in ("psnr", "all"):
-        results = {kind: run_child("--real", str(args.real), "--child", "psnr", "--args", kind)
+        results = {kind: run_child("--real", str(args.real), "--child", "psnr", "--args", f"{kind}:{args.budgets}")
                    for kind in ("forward", "bounded")}
-        print(f"{'field':>10} " + " ".join(f"{s:>8.0f}s" for s in (60, 120, 240)) + f" {'peak MB':>8}")
+        print(f"{'field':>10} " + " ".join(f"{float(b):>9.0f}s" for b in args.budgets.split(",")) + f" {'peak MB':>8}")
         for kind, r in results.items():
             print(f"{kind:>10} " + " ".join(f"{v:8.2f}dB" for v in r["psnr"].values()) + f" {r['peak_mb']:8.0f}")
         print(json.dumps(results))

@@ -7,6 +7,7 @@ import torch
 from sa3d_blender.core.cameras import Cameras
 from sa3d_blender.core.errors import CheckpointError
 from sa3d_blender.core.field_checkpoint import load_field, save_field
+from sa3d_blender.core.field_space import contraction_around, ndc_for_cameras
 from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
 
 
@@ -62,3 +63,15 @@ def test_foreign_files_are_reported(tmp_path):
         load_field(sam_like)
     with pytest.raises(CheckpointError, match=r"missing\.pt: field checkpoint not found"):
         load_field(tmp_path / "missing.pt")
+
+
+def test_contracted_and_ndc_fields_round_trip(tmp_path):
+    """Both field spaces survive a weights-only checkpoint (made from numpy camera values, as training makes them)."""
+    c2w = np.repeat(np.eye(4)[None], 2, axis=0)
+    c2w[1, 0, 3] = 0.5
+    cameras = Cameras(c2w=c2w, fx=[50.0, 50], fy=[50.0, 50], cx=[20.0, 20], cy=[15.0, 15], width=[40, 40],
+                      height=[30, 30], names=["a", "b"], image_paths=[None, None])
+    for space in (contraction_around(np.array([[-1.0, -1, -4], [1, 1, -2]])), ndc_for_cameras(cameras, 1.0, 3.0)):
+        field = VoxelField(space.field_bbox(), (6, 6, 6), FieldConfig(), space=space)
+        loaded, _, _ = load_field(save_field(tmp_path / f"{space.kind}.pt", field, cameras))
+        assert loaded.space == space

@@ -56,7 +56,7 @@ class Contraction:
         return scaled * self.half + torch.as_tensor(self.centre, dtype=q.dtype, device=q.device)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **asdict(self)}
+        return _plain({"kind": self.kind, **asdict(self)})
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,19 @@ class NDCSpace:
         return o_ndc, d_ndc
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **asdict(self)}
+        return _plain({"kind": self.kind, **asdict(self)})
 
 
 FieldSpace = Contraction | NDCSpace
+
+
+def _plain(value):
+    """Python floats, lists and dicts only (numpy scalars would make a weights-only checkpoint load fail)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, str) else float(value)
 
 
 def space_from_dict(data: dict | None) -> FieldSpace | None:
