@@ -47,9 +47,9 @@ def test_reduced_flower_trains_to_a_psnr_floor_within_a_memory_bound(tmp_path):
     scene = reduced_llff(real("flower"), tmp_path / "flower", every=2)  # 17 views: 14 train, 3 held out
     result = run_cli("train", str(scene), "--out", str(tmp_path / "field.pt"), "--iterations", "700")
     assert result["scene_type"] == "forward" and result["working_size"] == [504, 378]
-    assert result["test_psnr"] >= 20.0, result  # measured 21.9 dB (700 iterations, 2 cores)
+    assert result["test_psnr"] >= 20.0, result  # measured 21.7 dB (700 iterations, 2 cores)
     # the whole process: python, torch, 14 views of 504x378 and the field
-    assert result["peak_memory_mb"] < 2500, result
+    assert result["peak_memory_mb"] < 2500, result  # measured 1585 MB
 
 
 def test_phone_capture_loads_with_its_lens_at_the_working_size():
