@@ -29,7 +29,7 @@ def test_room_field_covers_the_walls_and_reaches_a_held_out_psnr(room):
     field, dataset = room
     assert dataset.scene_type == "unbounded" and field.space is not None
     psnr = evaluate_views(field, dataset, dataset.test)["psnr"]
-    assert psnr >= 24.0, psnr  # measured 26.4 dB (700 iterations)
+    assert psnr >= 24.0, psnr  # measured 25.9 dB (700 iterations, 7 % of the grid occupied)
 
 
 def _iou(scene: SceneSegmenter, name: str) -> float:
