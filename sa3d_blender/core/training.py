@@ -55,6 +55,9 @@ class TrainSettings:
     field: FieldConfig = dc_field(default_factory=FieldConfig)
 
 
+TV_SAMPLES = 1 << 16  # vertices drawn per iteration for the density TV estimate
+
+
 class PixelBank:
     """Every training pixel's colour (8 bits per channel, as the photos store them); rays are generated per batch from
     (view, pixel) indices, so memory is 3 bytes per training pixel instead of 36 for stored rays and colours."""
@@ -87,15 +90,25 @@ class PixelBank:
         return to(origins), to(dirs), colors, to(k)
 
 
-def density_total_variation(field: VoxelField) -> torch.Tensor:
-    """Mean squared difference of the raw density between neighbouring vertices, over the occupied ones."""
-    grid = field.density.view(field.shape)
-    occupied = field.occupancy.view(field.shape)
-    total = grid.new_zeros(())
-    for axis in range(3):
-        diff = torch.diff(grid, dim=axis) ** 2
-        mask = torch.narrow(occupied, axis, 0, field.shape[axis] - 1)
-        total = total + (diff * mask).sum() / mask.sum().clamp_min(1)
+def density_total_variation(field: VoxelField, samples: int | None = TV_SAMPLES) -> torch.Tensor:
+    """Mean squared difference of the raw density between an occupied vertex and its next neighbour, per axis.
+
+    Estimated on `samples` random vertices (the occupied ones among them; None: all vertices): the exact mean over a
+    160^3 grid cost 0.4-1.2 s per iteration on 2 cores, more than the rendering it regularises."""
+    n = field.density.shape[0]
+    if samples is None or samples >= n:
+        start = torch.arange(n, device=field.density.device)
+    else:
+        start = torch.randint(0, n, (samples,), device=field.density.device)
+    start = start[field.occupancy.index_select(0, start)]
+    _, ny, nz = field.shape
+    coords = (start // (ny * nz), (start // nz) % ny, start % nz)
+    total = field.density.new_zeros(())
+    for axis, stride in enumerate((ny * nz, nz, 1)):
+        a = start[coords[axis] < field.shape[axis] - 1]
+        if len(a):
+            diff = field.density.index_select(0, a + stride) - field.density.index_select(0, a)
+            total = total + (diff * diff).mean()
     return total
 
 
