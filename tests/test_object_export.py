@@ -10,7 +10,7 @@ import trimesh
 from sa3d_blender.core.datasets import load_dataset
 from sa3d_blender.core.field_checkpoint import load_field
 from sa3d_blender.core.metrics import mesh_distances
-from sa3d_blender.core.object_export import extract_object, solid_mask, voxel_opacity
+from sa3d_blender.core.object_export import SURFACE_LENGTH_FRACTION, extract_object, solid_mask, surface_opacity
 from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
 from test_view_cache import tiny_field_path
 
@@ -51,14 +51,32 @@ def test_duck_mask_extracts_the_duck_surface_in_world_coordinates(field_and_data
     assert colours[0] > 0.6 and colours[2] < 0.3, colours
 
 
-def test_voxel_opacity_is_the_opacity_of_one_voxel_length():
+def test_surface_opacity_is_the_opacity_over_a_fixed_fraction_of_the_region():
     field = VoxelField(np.array([[0.0, 0, 0], [1, 1, 1]]), (3, 3, 3), FieldConfig(step_ratio=0.5))
     with torch.no_grad():
         field.density.fill_(2.0)
     step_alpha = float(field.vertex_alpha()[0].detach())
     assert 0.0 < step_alpha < 1.0
-    # two half-voxel steps: light passes each with probability (1 - alpha)
-    np.testing.assert_allclose(voxel_opacity(field), 1 - (1 - step_alpha) ** 2, rtol=1e-5)
+    # light passes each step of the surface length with probability (1 - alpha)
+    steps = SURFACE_LENGTH_FRACTION * np.sqrt(3.0) / field.step_size
+    np.testing.assert_allclose(surface_opacity(field), 1 - (1 - step_alpha) ** steps, rtol=1e-5)
+
+
+@pytest.mark.parametrize("resolution", [24, 72])
+def test_a_solid_ball_meshes_whole_at_any_grid_resolution(resolution):
+    """The same physical density on a coarse and a 3x finer grid gives one closed ball of the same size: a per-voxel
+    level made fine grids' objects hollow shells in dozens of pieces."""
+    bbox = np.array([[-1.0, -1, -1], [1, 1, 1]])
+    field = VoxelField(bbox, (resolution,) * 3, FieldConfig(), base_voxel_size=2.0 / 47)
+    inside = field.vertex_positions().norm(dim=-1) < 0.5
+    with torch.no_grad():
+        # sigma = 12 per unit: a fog whose opacity over one coarse voxel (0.087) is 0.65, over a fine one 0.30
+        raw = torch.log(torch.expm1(torch.tensor(12.0 * field.base_voxel_size)))
+        field.density.copy_(torch.where(inside, raw, torch.tensor(-20.0)) - field.density_shift)
+    mesh = extract_object(field, np.ones(field.shape, np.float32))
+    assert len(mesh.split(only_watertight=False)) == 1 and mesh.is_watertight
+    radius = (3 * mesh.volume / (4 * np.pi)) ** (1 / 3)
+    assert abs(radius - 0.5) < 0.06, radius
 
 
 def test_solid_mask_fills_the_unseen_inside_of_an_object():

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder for the meshes")
     parser.add_argument("--format", choices=("ply", "glb", "obj"), default="ply", help="mesh format (default: ply)")
     parser.add_argument("--level", type=float, default=ExtractionSettings.level,
-                        help="per-voxel opacity of the surface, in (0, 1) (default: %(default)s)")
+                        help="surface level: opacity over 2%% of the inner region's diagonal, in (0, 1) (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -35,6 +35,9 @@ class Contraction:
         extent = 1.0 + self.shell
         return np.array([[-extent] * 3, [extent] * 3])
 
+    def inner_bbox(self) -> np.ndarray:
+        return np.array([[-1.0] * 3, [1.0] * 3])
+
     def inner(self, q: torch.Tensor) -> torch.Tensor:
         """bool: field-space points of the inner cube, where objects are segmented and meshed."""
         return q.abs().amax(-1) <= 1.0 + 1e-6
@@ -76,6 +79,9 @@ class NDCSpace:
     def field_bbox(self) -> np.ndarray:
         ex, ey = self.xy_extent
         return np.array([[-ex, -ey, -1.0], [ex, ey, 1.0]])
+
+    def inner_bbox(self) -> np.ndarray:
+        return self.field_bbox()
 
     def inner(self, q: torch.Tensor) -> torch.Tensor:
         return torch.ones(q.shape[:-1], dtype=torch.bool, device=q.device)

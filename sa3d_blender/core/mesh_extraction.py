@@ -25,7 +25,7 @@ GREY = 0.5
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    level: float = 0.5  # iso-level on the opacity field (alpha of one voxel step, in [0,1])
+    level: float = 0.5  # iso-level on the opacity grid handed in, in (0, 1)
     mask_threshold: float = 0.0  # SA3D keeps voxels whose mask value V > 0
     min_part_fraction: float = 0.05  # drop connected parts carrying less than this fraction of the masked opacity mass
     smooth_iterations: int = 0  # Taubin smoothing (volume preserving), 0 = off

@@ -11,16 +11,20 @@ from .mesh_extraction import ExtractionSettings, extract_mesh
 from .voxel_field import VoxelField
 
 
-def voxel_opacity(field: VoxelField) -> np.ndarray:
-    """Opacity of a ray crossing one voxel at each vertex [X,Y,Z]: 1 - (1 - α_step)^(voxel / step).
+# The surface is where a ray's opacity over this fraction of the inner region's diagonal reaches the extraction level.
+# Tied to the region, not to the voxel: the same object gets the same surface whatever the grid's resolution (a
+# per-voxel level left objects hollow once the voxels shrank), and to the scene's scale, so no unit is assumed.
+SURFACE_LENGTH_FRACTION = 0.02
 
-    The one-step alpha depends on the marching step (half a voxel); per-voxel opacity does not, so the iso-level means
-    the same thing whatever step the field was trained with.
-    """
+
+def surface_opacity(field: VoxelField) -> np.ndarray:
+    """Opacity [X,Y,Z] at each vertex of a ray crossing SURFACE_LENGTH_FRACTION of the inner region's diagonal:
+    1 - (1 - α_step)^(length / step), so the level means the same thing whatever step or voxel size was trained."""
     with torch.no_grad():
         alpha = field.vertex_alpha().clamp(0.0, 1.0 - 1e-7).cpu().double().numpy()
-    steps_per_voxel = field.voxel_size / field.step_size
-    return (1.0 - (1.0 - alpha) ** steps_per_voxel).astype(np.float32).reshape(field.shape)
+    inner = field.inner_bbox()
+    length = SURFACE_LENGTH_FRACTION * float(np.linalg.norm(inner[1] - inner[0]))
+    return (1.0 - (1.0 - alpha) ** (length / field.step_size)).astype(np.float32).reshape(field.shape)
 
 
 def solid_mask(mask_values: np.ndarray) -> np.ndarray:
@@ -39,7 +43,7 @@ def field_colors(field: VoxelField, points: np.ndarray) -> np.ndarray:
 
 def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
                    settings: ExtractionSettings = ExtractionSettings()) -> trimesh.Trimesh:
-    """Mesh of the field's surface (per-voxel opacity = settings.level) inside the object's 3-D mask, coloured.
+    """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat). SA3DError when the mask holds nothing.
     """
@@ -53,7 +57,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         with torch.no_grad():
             return field.to_world(torch.as_tensor(points, dtype=torch.float64)).numpy()
 
-    mesh = extract_mesh(voxel_opacity(field), mask, bbox, lambda p: field_colors(field, to_world(p)), settings)
+    mesh = extract_mesh(surface_opacity(field), mask, bbox, lambda p: field_colors(field, to_world(p)), settings)
     if field.space is not None:
         mesh.vertices = to_world(mesh.vertices)
     return mesh

@@ -142,6 +142,10 @@ class VoxelField(torch.nn.Module):
         axes = [torch.linspace(float(self.bbox[0, d]), float(self.bbox[1, d]), self.shape[d], device=self.bbox.device) for d in range(3)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
 
+    def inner_bbox(self) -> np.ndarray:
+        """[2,3] field-space box of the inner region (the whole grid for a bounded field)."""
+        return self.bbox.cpu().numpy().astype(np.float64) if self.space is None else self.space.inner_bbox()
+
     def inner_vertices(self) -> torch.Tensor:
         """bool [X*Y*Z]: the vertices of the inner cube (all of them for a bounded field)."""
         if self.space is None:
