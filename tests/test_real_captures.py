@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from sa3d_blender.core.datasets import load_dataset
 
@@ -35,6 +36,10 @@ def reduced_llff(source: Path, out: Path, every: int, folder: str = "images_8") 
     return out
 
 
+def read_png(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
 def run_cli(*args: str, timeout: float = 900) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run([sys.executable, "-m", "sa3d_blender", *args, "--json"], cwd=REPO, env=env,
@@ -43,13 +48,30 @@ def run_cli(*args: str, timeout: float = 900) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_reduced_flower_trains_to_a_psnr_floor_within_a_memory_bound(tmp_path):
+def test_reduced_flower_trains_and_segments_within_a_memory_bound(tmp_path):
     scene = reduced_llff(real("flower"), tmp_path / "flower", every=2)  # 17 views: 14 train, 3 held out
-    result = run_cli("train", str(scene), "--out", str(tmp_path / "field.pt"), "--iterations", "700")
+    field = tmp_path / "field.pt"
+    result = run_cli("train", str(scene), "--out", str(field), "--iterations", "700")
     assert result["scene_type"] == "forward" and result["working_size"] == [504, 378]
     assert result["test_psnr"] >= 20.0, result  # measured 21.7 dB (700 iterations, 2 cores)
     # the whole process: python, torch, 14 views of 504x378 and the field
     assert result["peak_memory_mb"] < 2500, result  # measured 1585 MB
+
+    # three clicks on the flower cluster of one training view; SA3D renders at 65 536 px per view (295x221 here)
+    clicks = [[320, 190], [290, 250], [410, 210]]
+    out = tmp_path / "segment"
+    segmented = run_cli("segment", "--field", str(field), "--dataset", str(scene), "--out", str(out),
+                        "--cache", str(tmp_path / "cache"), "--view", "image002", "--name", "flowers",
+                        *[f"--click={x},{y}" for x, y in clicks])
+    assert segmented["failed"] == {} and segmented["objects"]["flowers"]["used_views"] >= 10, segmented
+    assert segmented["peak_memory_mb"] < 3000, segmented
+    for view in ("image000", "image016", "image032"):
+        mask = read_png(out / "masks" / "flowers" / f"{view}.png") > 0
+        assert mask.shape == (378, 504)  # the image file's size, not SA3D's
+        # the cluster fills the middle of every held-out view, and is far from the whole frame
+        assert 0.03 < mask.mean() < 0.5, (view, mask.mean())
+        assert mask[150:260, 250:420].mean() > 0.5, view
+        assert read_png(out / "overlays" / "flowers" / f"{view}.png").shape == (378, 504, 3)
 
 
 def test_phone_capture_loads_with_its_lens_at_the_working_size():

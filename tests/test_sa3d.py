@@ -160,3 +160,19 @@ def test_valid_prompts_file_is_read(tmp_path):
     duck, box = read_prompts(path)
     assert duck.points.tolist() == [[10, 20], [30, 40]] and duck.labels.tolist() == [1, 0] and duck.mask_choice == 2
     assert box.points.shape == (0, 2) and box.box.tolist() == [1, 2, 30, 40] and box.mask_choice is None
+
+
+def test_sa3d_at_a_reduced_pixel_budget_still_finds_the_duck(tiny_scene, scene):
+    """Masks rendered and inverse-rendered at a quarter of the pixels (what keeps real captures' weights in memory),
+    SAM on the full-size photo: the duck still comes out, and masks come back at the size asked for."""
+    dataset = scene.dataset
+    w, h = int(dataset.cameras.width[0]), int(dataset.cameras.height[0])
+    small = SceneSegmenter(scene.field, dataset, scene.segmenter, pixel_budget=w * h // 4, cache_folder=scene.cache.folder)
+    view, clicks = gt_clicks(scene, "duck")
+    assert small.candidates(view, clicks, np.ones(len(clicks))).masks.shape[1:] == (h, w)
+    small.segment("duck", view, clicks, np.ones(len(clicks)))
+    assert small.cache.weights(view).shape == (h // 2, w // 2)
+    gt = dataset.ground_truth
+    ious = [mask_iou(small.render_mask("duck", int(i), size=(w, h)) > MASK_LEVEL,
+                     gt.load_mask(int(i)) == gt.object("duck").index) for i in dataset.test]
+    assert np.mean(ious) >= 0.8, ious

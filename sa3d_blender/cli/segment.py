@@ -103,7 +103,8 @@ def _segment_object(scene: SceneSegmenter, prompt: ObjectPrompt, out: Path) -> d
         write_png(out / "masks" / prompt.name / f"{name}.png", mask.astype(np.uint8) * 255)
         if scene.cameras.image_paths[i] is not None:
             image = scene.dataset.load_image(int(i))
-            write_png(out / "overlays" / prompt.name / f"{name}.png", mask_overlay(image, scene.render_mask(prompt.name, int(i)) > MASK_LEVEL))
+            shown = scene.render_mask(prompt.name, int(i), size=(image.shape[1], image.shape[0])) > MASK_LEVEL
+            write_png(out / "overlays" / prompt.name / f"{name}.png", mask_overlay(image, shown))
         if gt is not None and prompt.name in [o.name for o in gt.objects]:
             ious[name] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(prompt.name).index)
     if ious:

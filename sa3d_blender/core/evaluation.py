@@ -160,7 +160,7 @@ def _fmt(value) -> str:
 def _click_world_point(segmenter: SceneSegmenter, view: int, click: np.ndarray) -> np.ndarray:
     """The 3-D point under a click: the pixel's ray at the field's rendered depth."""
     weights = segmenter.cache.weights(view)
-    col, row = (int(v) for v in click * segmenter.working_scale(view))
+    col, row = (int(v) for v in click * segmenter.file_scale(view))
     origins, dirs = segmenter.cameras.pixel_rays(view)
     k = row * weights.shape[1] + col
     return origins[k] + dirs[k] * weights.depth[row, col]

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 VIEW_ORDERS = ("nearest", "dataset")
 MASK_LEVEL = 0.5  # render_mask threshold: the object holds more than half of the pixel's opacity
+# Pixels per view SA3D renders and inverse-renders masks at. A view's frozen weights cost ~8 B x 60-130 entries per
+# pixel, so this sets SA3D's memory and caching time; the grid holds at most ~200 voxels across, so more pixels add
+# no 3-D detail (flower at 577x433: ~260 MB per view, at this budget ~65 MB). SAM still sees the working-size photo.
+SA3D_PIXEL_BUDGET = 65_536
 
 
 @dataclass
@@ -73,14 +77,18 @@ class SceneSegmenter:
     """SA3D for one field + dataset + SAM model; holds the view cache and one mask channel per segmented object."""
 
     def __init__(self, field: VoxelField, dataset: Dataset, segmenter: Segmenter, views=None,
-                 cache_folder: str | Path | None = None, other_object_penalty: float = 1.0):
+                 cache_folder: str | Path | None = None, other_object_penalty: float = 1.0,
+                 pixel_budget: int = SA3D_PIXEL_BUDGET):
         """`views` are the camera indices SA3D propagates over (default: the dataset's training views).
 
-        SA3D runs on `dataset.cameras` (the working resolution); prompts are given in the pixels of the image files
-        (`dataset.full_cameras` when the dataset is reduced) and scaled here."""
+        Three resolutions: prompts are given in the pixels of the image files (`full_cameras`), SAM segments the
+        dataset's working-size images (`image_cameras`, candidates come back at that size), and masks are rendered and
+        inverse-rendered in `cameras`, the working size reduced to `pixel_budget` pixels per view."""
         self.field = field
         self.dataset = dataset
-        self.cameras = dataset.cameras
+        self.image_cameras = dataset.cameras
+        pixels = dataset.cameras.width * dataset.cameras.height
+        self.cameras = dataset.cameras.scaled(np.minimum(1.0, np.sqrt(pixel_budget / pixels)))
         self.full_cameras = dataset.full_cameras or dataset.cameras
         self.segmenter = segmenter
         self.views = [int(i) for i in (dataset.train if views is None else views)]
@@ -110,15 +118,22 @@ class SceneSegmenter:
         file's pixels (PromptError for clicks outside the image)."""
         i = self.view_index(view)
         data = self.cache.get(i)
-        scale = self.working_scale(i)
+        scale = self.file_scale(i, self.image_cameras)
         points = None if points is None else _array(points) * scale
         box = None if box is None else _array(box) * np.tile(scale, 2)
         return self.segmenter.predict(data.embedding, points, _array(labels), box, multimask=True)
 
-    def working_scale(self, i: int) -> np.ndarray:
-        """(x, y) factors from the image file's pixels to the working resolution's."""
-        return np.array([self.cameras.width[i] / self.full_cameras.width[i],
-                         self.cameras.height[i] / self.full_cameras.height[i]])
+    def file_scale(self, i: int, cameras=None) -> np.ndarray:
+        """(x, y) factors from the image file's pixels to those of `cameras` (default: SA3D's)."""
+        cameras = self.cameras if cameras is None else cameras
+        return np.array([cameras.width[i] / self.full_cameras.width[i], cameras.height[i] / self.full_cameras.height[i]])
+
+    def _to_view(self, mask: np.ndarray, data: ViewData) -> np.ndarray:
+        """A SAM mask (working size) at the size SA3D renders view `data` at."""
+        h, w = data.weights.shape
+        if mask.shape == (h, w):
+            return mask
+        return resize_image(mask.astype(np.float32), (w, h), smooth=True) > 0.5
 
     def segment(self, name: str, view: str | int, points, labels, box=None, mask_choice: int | None = None,
                 settings: SA3DSettings = SA3DSettings(), progress: Progress | None = None) -> ObjectResult:
@@ -129,7 +144,7 @@ class SceneSegmenter:
         choice = int(np.argmax(result.scores)) if mask_choice is None else int(mask_choice)
         if not 0 <= choice < len(result.masks):
             raise PromptError(f"mask_choice {mask_choice} does not exist: SAM gave {len(result.masks)} masks (0..{len(result.masks) - 1})")
-        first_mask = result.masks[choice]
+        first_mask = self._to_view(result.masks[choice], first)
         self._check_first_mask(first, first_mask, settings.min_opacity)
 
         previous = self.mask_grid.votes(name)
@@ -205,9 +220,12 @@ class SceneSegmenter:
         return True, "", iou
 
     def _best_match(self, data: ViewData, prompts: Prompts, rendered: np.ndarray) -> np.ndarray:
-        result = self.segmenter.predict(data.embedding, prompts.points, prompts.labels, multimask=True)
-        fits = [mask_iou(mask, rendered) for mask in result.masks]
-        return result.masks[int(np.argmax(fits))]
+        h, w = data.weights.shape
+        image_h, image_w = data.embedding.original_size
+        points = prompts.points * np.array([image_w / w, image_h / h])
+        result = self.segmenter.predict(data.embedding, points, prompts.labels, multimask=True)
+        masks = [self._to_view(mask, data) for mask in result.masks]
+        return masks[int(np.argmax([mask_iou(mask, rendered) for mask in masks]))]
 
     def _world_points(self, data: ViewData) -> np.ndarray:
         origins, dirs = self.cameras.pixel_rays(data.index)
