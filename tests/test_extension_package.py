@@ -9,8 +9,9 @@ import zipfile
 
 import pytest
 
-from addon_manifest.bpy_sandbox import INSTALL_EXTENSION, REPO, run_bpy
+from addon_manifest.bpy_sandbox import INSTALL_EXTENSION, REPO, run_bpy, stock_blender_python
 from addon_manifest.build import build_extension
+from sa3d_blender.core.datasets import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,32 @@ def test_zip_installs_enables_registers_and_unregisters_cleanly(extension_zip, t
     assert result["handlers_after"] == result["handlers_before"]
     assert not result["panel_after"] and not result["scene_settings_after"]
     assert result["operators_after"] == []
+
+
+STOCK_SNIPPET = INSTALL_EXTENSION + """
+enabled = ADDON in bpy.context.preferences.addons
+operators = sorted(dir(bpy.ops.sa3d))
+bpy.context.preferences.addons[ADDON].preferences.worker_python = WORKER
+bpy.context.scene.sa3d.dataset_path = DATASET
+bpy.ops.sa3d.import_scene()
+cameras = [o for o in bpy.context.scene.objects if o.type == "CAMERA" and "sa3d_view" in o]
+prompt_view = bpy.context.scene.sa3d.prompt_view
+heavy = sorted(m for m in ("PIL", "scipy", "torch", "trimesh", "skimage", "pycolmap") if m in sys.modules)
+bpy.ops.preferences.addon_disable(module=ADDON)
+report({"enabled": enabled, "operators": operators, "cameras": sorted(o["sa3d_view"] for o in cameras),
+        "prompt_view": prompt_view, "heavy_modules": heavy})
+"""
+
+
+def test_zip_enables_in_a_stock_blender_python_and_imports_cameras_through_the_worker(extension_zip, tiny_scene,
+                                                                                       tmp_path):
+    """Blender's own Python has bpy, numpy, requests, zstandard, cython and nothing else: enabling the extension and
+    importing a capture must not need Pillow, scipy or torch there (the worker, in the project's venv, reads it)."""
+    stock = stock_blender_python()
+    result = run_bpy("import sys\n" + STOCK_SNIPPET, tmp_path, python=stock, repo_on_path=False, timeout=240,
+                     variables={"ZIP": str(extension_zip), "WORKER": sys.executable, "DATASET": str(tiny_scene)},
+                     env={"SA3D_THREADS": "1"})
+    assert result["enabled"] and "import_scene" in result["operators"]
+    expected = load_dataset(tiny_scene).cameras.names
+    assert result["cameras"] == sorted(expected) and result["prompt_view"] == expected[0]
+    assert result["heavy_modules"] == []

@@ -21,13 +21,13 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..core.datasets import Dataset, load_dataset
+from ..core.cameras import Cameras
 from ..core.errors import SA3DError
 from ..core.prompts import read_prompts
 from ..worker.client import WorkerClient, WorkerDied
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
-from .workflow import extract_and_import_steps, load_field_steps, segment_request, train_steps
+from .workflow import extract_and_import_steps, load_dataset_steps, load_field_steps, segment_request, train_steps
 from .worker_session import WorkerSettings, default_worker_python
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     out = args.out.expanduser().resolve()
-    dataset = load_dataset(args.dataset)
-    prompts = [p.to_request() for p in read_prompts(args.prompts, dataset.cameras)]
     dataset_path = str(Path(args.dataset).expanduser().resolve())
     settings = WorkerSettings(
         python=args.python or default_worker_python(),
@@ -65,12 +63,20 @@ def run(args: argparse.Namespace) -> dict:
         segmenter=args.segmenter,
         sam_checkpoint=args.sam_checkpoint,
     )
+    client = WorkerClient(python=settings.python, device=settings.device)
+    try:
+        # the worker reads the capture: Blender's own Python has no image or COLMAP readers
+        loaded = run_steps(client, load_dataset_steps(dataset_path), _log_progress)
+        cameras = loaded["cameras"]
+        prompts = [p.to_request() for p in read_prompts(args.prompts, cameras)]
+    except BaseException:
+        client.stop()
+        raise
     (out / "meshes").mkdir(parents=True, exist_ok=True)
     scene = bpy.context.scene
     bpy.data.batch_remove(list(bpy.data.objects))  # start from an empty scene (the startup file has a cube)
-    import_cameras(scene, dataset.cameras, dataset.bbox, dataset_path)
+    import_cameras(scene, cameras, loaded["bbox"], dataset_path)
 
-    client = WorkerClient(python=settings.python, device=settings.device)
     summary: dict = {"dataset": dataset_path, "objects": [], "failed": {}}
     try:
         if args.field is not None:
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
 
     summary["blend"] = str(save_blend(out / "scene.blend"))
     preview_view = str(prompts[0]["view"])
-    summary["preview"] = str(render_preview(scene, dataset, preview_view, out / "preview.png"))
+    summary["preview"] = str(render_preview(scene, cameras, preview_view, out / "preview.png"))
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary
 
@@ -146,8 +152,9 @@ def save_blend(path: Path) -> Path:
     return path
 
 
-def render_preview(scene, dataset: Dataset, view: str, path: Path) -> Path:
-    """PNG with the dataset image (left) and a Workbench render of the meshes from the same camera (right)."""
+def render_preview(scene, cameras: Cameras, view: str, path: Path) -> Path:
+    """PNG with the dataset image (left, when the view has one) and a Workbench render of the meshes from the same
+    camera (right)."""
     camera = camera_of_view(scene, view)
     use_camera(scene, camera)
     width, height = int(camera["sa3d_width"]), int(camera["sa3d_height"])
@@ -171,7 +178,11 @@ def render_preview(scene, dataset: Dataset, view: str, path: Path) -> Path:
         rendered = _read_png(rendered_path)
     finally:
         rendered_path.unlink(missing_ok=True)
-    original = dataset.load_image(dataset.cameras.index(view))
+    image_path = cameras.image_paths[cameras.index(view)]
+    if image_path is None or not image_path.is_file():
+        _write_png(rendered, path)
+        return path
+    original = _read_png(image_path)
     rows = (np.arange(rendered.shape[0]) * original.shape[0] // rendered.shape[0])
     cols = (np.arange(rendered.shape[1]) * original.shape[1] // rendered.shape[1])
     side_by_side = np.concatenate([original[rows][:, cols], rendered], axis=1)
@@ -180,7 +191,7 @@ def render_preview(scene, dataset: Dataset, view: str, path: Path) -> Path:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    """float [H,W,3] top row first, values as stored in the file (display-encoded)."""
+    """float [H,W,3] top row first, values as stored in the file (display-encoded); any format Blender reads."""
     image = bpy.data.images.load(str(path))
     try:
         pixels = np.empty(image.size[0] * image.size[1] * 4, dtype=np.float32)
@@ -216,7 +227,9 @@ def main(argv: list[str]) -> int:
         code = 1 if summary["failed"] else 0
         summary = {"ok": code == 0, **summary}
     except SA3DError as error:
-        summary, code = {"ok": False, "error": str(error), "error_type": type(error).__name__}, 2
+        # a worker-side error keeps its own kind (DatasetError, PromptError ...), not "WorkerError"
+        kind = getattr(error, "error_type", type(error).__name__)
+        summary, code = {"ok": False, "error": str(error), "error_type": kind}, 2
     except Exception as error:  # noqa: BLE001 - a batch must end with its JSON line and a failing exit code
         traceback.print_exc()
         summary, code = {"ok": False, "error": repr(error), "error_type": type(error).__name__}, 1

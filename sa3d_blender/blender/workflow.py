@@ -10,9 +10,10 @@ from pathlib import Path
 
 import bpy
 
+from ..core.cameras import Cameras
 from ..core.errors import DatasetError
 from .addon_id import ADDON_ID
-from .camera_import import find_nerf_space
+from .camera_import import find_nerf_space, import_cameras
 from .jobs import Steps
 from .mesh_import import import_mesh
 from .worker_session import WorkerSettings
@@ -43,6 +44,22 @@ def mesh_path(props, name: str) -> str:
     folder = Path(bpy.path.abspath(props.mesh_folder)) if props.mesh_folder.strip() else user_folder("meshes")
     folder.mkdir(parents=True, exist_ok=True)
     return str((folder / f"{bpy.path.clean_name(name)}.ply").resolve())
+
+
+def load_dataset_steps(path: str) -> Steps:
+    """The worker reads the capture (Blender's Python lacks the image and COLMAP readers); returns its answer with
+    "cameras" (Cameras at the image files' size) added."""
+    loaded = yield "load_dataset", {"path": path}
+    return {**loaded, "cameras": Cameras.from_dict(loaded)}
+
+
+def import_dataset_steps(scene: bpy.types.Scene, path: str, with_images: bool = True) -> Steps:
+    """Read the capture in the worker, then put its cameras under the NeRF-space Empty."""
+    loaded = yield from load_dataset_steps(path)
+    cameras = loaded["cameras"]
+    import_cameras(scene, cameras, loaded["bbox"], path, with_images)
+    scene.sa3d.prompt_view = cameras.names[0]
+    return f"Imported {len(cameras)} cameras from {loaded['root']}"
 
 
 def prepare_request(settings: WorkerSettings) -> tuple[str, dict]:

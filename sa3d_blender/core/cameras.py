@@ -56,6 +56,19 @@ class Cameras:
     def __len__(self) -> int:
         return len(self.c2w)
 
+    def to_dict(self) -> dict:
+        """Plain lists (JSON): how the worker hands cameras to Blender, which cannot read the datasets itself."""
+        return {"names": list(self.names), "c2w": self.c2w.tolist(), "fx": self.fx.tolist(), "fy": self.fy.tolist(),
+                "cx": self.cx.tolist(), "cy": self.cy.tolist(), "width": self.width.tolist(),
+                "height": self.height.tolist(), "image_paths": [None if p is None else str(p) for p in self.image_paths],
+                "distortion": self.distortion.tolist(), "fisheye": self.fisheye.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Cameras:
+        """The inverse of to_dict (other keys of `data` are ignored)."""
+        return cls(**{key: data[key] for key in ("c2w", "fx", "fy", "cx", "cy", "width", "height", "names",
+                                                  "image_paths", "distortion", "fisheye")})
+
     def subset(self, indices) -> Cameras:
         """The cameras at `indices` (an int array, list or boolean mask), in that order."""
         idx = np.arange(len(self))[np.asarray(indices)].reshape(-1)

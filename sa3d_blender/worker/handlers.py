@@ -145,13 +145,10 @@ class WorkerSession:
         return {"pid": os.getpid(), "python": sys.executable, "torch": torch.__version__, "device": str(self.device)}
 
     def load_dataset(self, progress: Progress, path: str) -> dict:
+        """The capture's cameras at the image files' size (Cameras.to_dict), split, box and ground-truth objects."""
         ds = self._load_dataset(path, reload=True)
-        cams = ds.cameras
         return {
-            "root": str(ds.root), "format": ds.format, "names": list(cams.names), "c2w": cams.c2w.tolist(),
-            "fx": cams.fx.tolist(), "fy": cams.fy.tolist(), "cx": cams.cx.tolist(), "cy": cams.cy.tolist(),
-            "width": cams.width.tolist(), "height": cams.height.tolist(),
-            "image_paths": [None if p is None else str(p) for p in cams.image_paths],
+            "root": str(ds.root), "format": ds.format, "scene_type": ds.scene_type, **ds.cameras.to_dict(),
             "train": ds.train.tolist(), "test": ds.test.tolist(), "bbox": ds.bbox.tolist(),
             "objects": [o.name for o in ds.ground_truth.objects] if ds.ground_truth else [],
         }
