@@ -1,10 +1,12 @@
-"""Two-stride marching must keep exactly the samples a plain march through the fine occupancy grid keeps."""
+"""Two-stride marching must keep exactly the samples a plain march through the fine occupancy grid keeps; rays that
+turn opaque stop being sampled, and the render is the full render up to the light they no longer let through."""
 
 import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.rendering import _occupied_samples, ray_box_intersection
+from sa3d_blender.core.rendering import (TERMINATE_TRANSMITTANCE, WINDOW_STEPS, _occupied_samples, _sample_chunks,
+                                         _segment_transmittance, ray_box_intersection, render_rays)
 from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
 
 
@@ -43,3 +45,42 @@ def test_coarse_skipping_loses_no_occupied_sample(shape):
     assert len(ref_t) > 1000
     assert torch.equal(ray_id, ref_ray)
     assert torch.allclose(t, ref_t, atol=1e-5)
+
+
+def test_opaque_rays_stop_being_sampled_and_render_as_without_stopping():
+    """A wall at x = -0.6 in front of dense fog filling the rest of a 2 m box: rays along +x turn opaque in the
+    wall, their windows behind it are never marched, and colour, opacity and depth match compositing every sample."""
+    bbox = np.array([[-1.0, -0.2, -0.2], [1.0, 0.2, 0.2]])
+    field = VoxelField(bbox, (101, 21, 21), FieldConfig())
+    x = field.vertex_positions()[:, 0]
+    with torch.no_grad():
+        field.density.copy_(torch.where((x > -0.62) & (x < -0.58), 30.0, 2.0) - field.density_shift)
+        field.color.normal_(generator=torch.Generator().manual_seed(1))
+    field.update_occupancy()
+    n = 64
+    origins = torch.stack([torch.full((n,), -1.5), torch.linspace(-0.15, 0.15, n), torch.zeros(n)], -1)
+    dirs = torch.tensor([[1.0, 0.0, 0.0]]).expand(n, 3).contiguous()
+
+    with torch.no_grad():
+        chunks = _sample_chunks(field, origins, dirs, jitter=False)
+        ray_id, t, grid, step = next(chunks)
+        index, weights = field.lookup(grid / field.grid_transform()[1] + field.grid_transform()[0])
+        _, through = _segment_transmittance(field.alpha(index, weights, step), ray_id, n)
+        assert bool((through < TERMINATE_TRANSMITTANCE).all())  # the first window holds the wall
+        assert float(t.max()) < 0.5 + WINDOW_STEPS * field.step_size + 1e-4  # the box starts 0.5 in front
+        with pytest.raises(StopIteration):
+            chunks.send(through > TERMINATE_TRANSMITTANCE)  # nothing left to march: 2 m of fog skipped
+
+        full = _occupied_samples(field, origins, dirs, jitter=False)
+        assert float(full[1].max()) > 0.9  # the fog is there to be sampled without termination
+        ray_id, t, grid, step = full
+        index, weights = field.lookup(grid / field.grid_transform()[1] + field.grid_transform()[0])
+        alpha = field.alpha(index, weights, step)
+        trans, final = _segment_transmittance(alpha, ray_id, n)
+        w = alpha * trans
+        rgb = torch.zeros(n, 3).index_add(0, ray_id, w[:, None] * field.rgb(index, weights, dirs[ray_id]))
+        rgb = rgb + final[:, None] * field.background_rgb()
+        depth = torch.zeros(n).index_add(0, ray_id, w * t) / (1 - final)
+        out = render_rays(field, origins, dirs)
+    assert torch.allclose(out["rgb"], rgb, atol=2e-3) and torch.allclose(out["acc"], 1 - final, atol=2e-4)
+    assert torch.allclose(out["depth"], depth, atol=1e-3)

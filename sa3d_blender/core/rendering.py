@@ -18,6 +18,10 @@ WEIGHT_EPS = 1e-4  # samples contributing less than this to a pixel get no colou
 # The shell is sampled up to s = 1 - 1e-3: a thousand cube half-sizes beyond it, where the contracted radius is within
 # 1e-3 * shell of the grid's edge, so farther samples would land in the same voxels
 SHELL_S_MAX = 1.0 - 1e-3
+# Early ray termination: once less light than this reaches a ray's next sample, nothing behind it is sampled (every
+# later sample's weight is below it too). Rays are marched in windows of this many steps so they can stop.
+TERMINATE_TRANSMITTANCE = 1e-4
+WINDOW_STEPS = 64
 
 
 @dataclass
@@ -42,14 +46,36 @@ def ray_box_intersection(origins: torch.Tensor, dirs: torch.Tensor, bbox: torch.
 
 def _occupied_samples(field: VoxelField, origins, dirs, jitter: bool):
     """Ray id, distance, grid coordinates and step length (field units) of every sample in occupied space, ordered
-    by (ray, distance)."""
+    by (ray, distance), with no ray terminated early."""
+    chunks = _sample_chunks(field, origins, dirs, jitter)
+    alive = torch.ones(len(origins), dtype=torch.bool, device=origins.device)
+    parts, chunk = [], next(chunks)
+    while True:
+        ray_id, t, grid, step = chunk
+        parts.append((ray_id, t, grid, torch.broadcast_to(torch.as_tensor(step, dtype=t.dtype, device=t.device), t.shape)))
+        try:
+            chunk = chunks.send(alive)
+        except StopIteration:
+            return _ray_major(len(origins), [(part, False) for part in parts])
+
+
+def _sample_chunks(field: VoxelField, origins, dirs, jitter: bool):
+    """Generator of sample chunks (ray_id, t, grid, step) in occupied space, front to back: every ray's samples in a
+    chunk come after its samples in earlier chunks. After each chunk it receives the bool [R] of rays still worth
+    sampling (early ray termination), and samples only those from then on."""
     if field.space is None:
         t_near, t_far = ray_box_intersection(origins, dirs, field.bbox)
-        ray_id, t, grid = _march_box(field, origins, dirs, t_near, t_far, jitter)
-        return ray_id, t, grid, field.step_size
+        chunks = _march_box_windows(field, origins, dirs, t_near, t_far, jitter)
+        alive = yield next(chunks) + (field.step_size,)
+        while True:
+            try:
+                alive = yield chunks.send(alive) + (field.step_size,)
+            except StopIteration:
+                return
     if field.space.kind == "ndc":
-        return _march_ndc(field, origins, dirs, jitter)
-    return _march_contracted(field, origins, dirs, jitter)
+        yield from _march_ndc(field, origins, dirs, jitter)
+        return
+    yield from _march_contracted(field, origins, dirs, jitter)
 
 
 def _march_ndc(field: VoxelField, origins, dirs, jitter: bool):
@@ -58,11 +84,37 @@ def _march_ndc(field: VoxelField, origins, dirs, jitter: bool):
     # a unit direction in NDC makes the step field.step_size long, as in a bounded box
     norm = d_ndc.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     t_near, t_far = ray_box_intersection(o_ndc, d_ndc / norm, field.bbox)
-    ray_id, s, grid = _march_box(field, o_ndc, d_ndc / norm, t_near, t_far, jitter, grid_space=True)
     offset, scale = field.grid_transform()
-    world = field.space.to_world(grid / scale + offset)
-    t = ((world - origins.index_select(0, ray_id)) * dirs.index_select(0, ray_id)).sum(-1)
-    return ray_id, t, grid, field.step_size
+    chunks = _march_box_windows(field, o_ndc, d_ndc / norm, t_near, t_far, jitter, grid_space=True)
+    alive = None
+    while True:
+        try:
+            ray_id, _, grid = next(chunks) if alive is None else chunks.send(alive)
+        except StopIteration:
+            return
+        world = field.space.to_world(grid / scale + offset)
+        t = ((world - origins.index_select(0, ray_id)) * dirs.index_select(0, ray_id)).sum(-1)
+        alive = yield ray_id, t, grid, field.step_size
+
+
+def _march_box_windows(field: VoxelField, origins, dirs, t_near, t_far, jitter: bool, grid_space: bool = False,
+                       alive: torch.Tensor | None = None):
+    """`_march_box` in windows of WINDOW_STEPS steps along the rays, front to back; a generator that receives the
+    rays still alive after each window and marches only those through the next (`alive`: at the start)."""
+    step = field.step_size * (field.space.half if field.space is not None and not grid_space else 1.0)
+    length = WINDOW_STEPS * step
+    if alive is None:
+        alive = torch.ones(len(origins), dtype=torch.bool, device=origins.device)
+    start = t_near
+    while True:
+        todo = torch.nonzero(alive & (start < t_far)).squeeze(1)
+        if len(todo) == 0:
+            return
+        stop = torch.minimum(start + length, t_far)
+        ray, t, grid = _march_box(field, origins.index_select(0, todo), dirs.index_select(0, todo),
+                                  start.index_select(0, todo), stop.index_select(0, todo), jitter, grid_space)
+        alive = yield todo.index_select(0, ray), t, grid
+        start = start + length
 
 
 def _march_box(field: VoxelField, origins, dirs, t_near, t_far, jitter: bool, grid_space: bool = False):
@@ -117,45 +169,77 @@ def _march_contracted(field: VoxelField, origins, dirs, jitter: bool):
     hits = t_out > t_in
     closest = ((centre - origins) * dirs).sum(-1).clamp_min(0)
     t_in, t_out = torch.where(hits, t_in, closest), torch.where(hits, t_out, closest)
-    ray_i, t_i, grid_i = _march_box(field, origins, dirs, t_in, torch.where(hits, t_out, t_in), jitter)
-    step = torch.full_like(t_i, field.step_size)
-
+    t_stop = torch.where(hits, t_out, t_in)
     # samples per unit of s: the shell is c.shell field units deep along the radius
     per_s = c.shell / field.step_size
-    parts = [(ray_i, t_i, grid_i, step)]
     q_out = field.to_field(origins + dirs * t_out[:, None])
     length_after = c.half * q_out.abs().amax(-1).clamp_min(1.0)
     length_before = torch.full_like(t_in, c.half)
     s_before = 1 - length_before / (length_before + t_in)  # camera inside the cube: 0, no samples
-    for length, s_end, forward, t_ref in ((length_after, torch.full_like(t_in, SHELL_S_MAX), 1.0, t_out),
-                                         (length_before, s_before, -1.0, t_in)):
-        n = torch.ceil(s_end * per_s).long()
-        ray = torch.repeat_interleave(torch.arange(n_rays, device=origins.device), n)
-        k = torch.arange(len(ray), device=origins.device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        offset = torch.rand(len(ray), device=origins.device) if jitter else torch.full((len(ray),), 0.5, device=origins.device)
-        ds = (s_end / n.clamp_min(1)).index_select(0, ray)
-        s = (k + offset) * ds
-        length_r = length.index_select(0, ray)
-        distance = length_r * s / (1 - s)  # from the cube's face along the ray
-        t = t_ref.index_select(0, ray) + forward * distance
-        # step length: field-space distance between the points half an s-step before and after
-        half = 0.5 * ds
-        t_a = t_ref.index_select(0, ray) + forward * length_r * (s - half) / (1 - s + half)
-        t_b = t_ref.index_select(0, ray) + forward * length_r * (s + half) / (1 - s - half)
-        o, d = origins.index_select(0, ray), dirs.index_select(0, ray)
-        q = field.to_field(o + d * t[:, None])
-        seg = (field.to_field(o + d * t_b[:, None]) - field.to_field(o + d * t_a[:, None])).norm(dim=-1)
-        offset_g, scale_g = field.grid_transform()
-        grid = (q - offset_g) * scale_g
-        keep = torch.nonzero(field.occupancy.index_select(0, field.nearest_index(grid)) & (t > 0)).squeeze(1)
-        parts.append(tuple(x.index_select(0, keep) for x in (ray, t, grid, seg)))
-    ray_id, t, grid, step = (torch.cat(x) for x in zip(*parts))
-    if len(t) == 0:
-        return ray_id, t, grid, step
-    # ray-major and ordered along each ray: by distance, then (stably) by ray
-    by_t = torch.sort(t, stable=True).indices
-    order = by_t.index_select(0, torch.sort(ray_id.index_select(0, by_t), stable=True).indices)
-    return ray_id[order], t[order], grid[order], step[order]
+    every = torch.ones(n_rays, dtype=torch.bool, device=origins.device)
+
+    # the shell before the cube is sampled outwards from it: flip each ray's samples to run front to back
+    before = _shell_samples(field, origins, dirs, every, length_before, s_before, -1.0, t_in, per_s, jitter)
+    alive = yield _ray_major(n_rays, [(before, True)])
+    windows = _march_box_windows(field, origins, dirs, t_in, t_stop, jitter, alive=alive)
+    try:
+        ray_i, t_i, grid_i = next(windows)
+        while True:
+            alive = yield ray_i, t_i, grid_i, torch.full_like(t_i, field.step_size)
+            ray_i, t_i, grid_i = windows.send(alive)
+    except StopIteration:
+        pass
+    yield _shell_samples(field, origins, dirs, alive, length_after, torch.full_like(t_in, SHELL_S_MAX), 1.0, t_out,
+                         per_s, jitter)
+
+
+def _shell_samples(field: VoxelField, origins, dirs, alive, length, s_end, forward: float, t_ref, per_s: float,
+                   jitter: bool):
+    """Occupied shell samples (ray_id, t, grid, step) of the `alive` rays, uniform in s from the cube's face
+    (t_ref) outwards along `forward`, ordered by ray and by s."""
+    n = torch.where(alive, torch.ceil(s_end * per_s).long(), 0)
+    ray = torch.repeat_interleave(torch.arange(len(origins), device=origins.device), n)
+    k = torch.arange(len(ray), device=origins.device) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+    offset = torch.rand(len(ray), device=origins.device) if jitter else torch.full((len(ray),), 0.5, device=origins.device)
+    ds = (s_end / n.clamp_min(1)).index_select(0, ray)
+    s = (k + offset) * ds
+    length_r = length.index_select(0, ray)
+    distance = length_r * s / (1 - s)  # from the cube's face along the ray
+    t = t_ref.index_select(0, ray) + forward * distance
+    o, d = origins.index_select(0, ray), dirs.index_select(0, ray)
+    offset_g, scale_g = field.grid_transform()
+    grid = (field.to_field(o + d * t[:, None]) - offset_g) * scale_g
+    keep = torch.nonzero(field.occupancy.index_select(0, field.nearest_index(grid)) & (t > 0)).squeeze(1)
+    ray, t, grid, s, ds, length_r, o, d = (x.index_select(0, keep) for x in (ray, t, grid, s, ds, length_r, o, d))
+    # step length: field-space distance between the points half an s-step before and after (kept samples only)
+    t_r, half = t_ref.index_select(0, ray), 0.5 * ds
+    t_a = t_r + forward * length_r * (s - half) / (1 - s + half)
+    t_b = t_r + forward * length_r * (s + half) / (1 - s - half)
+    seg = (field.to_field(o + d * t_b[:, None]) - field.to_field(o + d * t_a[:, None])).norm(dim=-1)
+    return ray, t, grid, seg
+
+
+def _ray_major(n_rays: int, parts: list[tuple[tuple, bool]]) -> tuple:
+    """Interleave sample parts [(ray_id, values...), reversed] into one ray-major list, parts in the given order for
+    every ray. Each part must be ordered by ray; `reversed` parts are ordered against the ray's direction."""
+    counts = [torch.bincount(part[0], minlength=n_rays) for part, _ in parts]
+    total = torch.stack(counts).sum(0)
+    ray_start = torch.cumsum(total, 0) - total
+    size = int(total.sum())
+    out = None
+    before = torch.zeros_like(total)
+    for (part, backwards), count in zip(parts, counts):
+        ray = part[0]
+        rank = torch.arange(len(ray), device=ray.device) - (torch.cumsum(count, 0) - count).index_select(0, ray)
+        if backwards:
+            rank = count.index_select(0, ray) - 1 - rank
+        position = (ray_start + before).index_select(0, ray) + rank
+        if out is None:
+            out = [torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device) for x in part]
+        for target, x in zip(out, part):
+            target[position] = x
+        before = before + count
+    return tuple(out)
 
 
 def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,24 +265,45 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
                 keep_samples: bool = False) -> dict:
     """Render rays with unit `dirs`: rgb [R,3], depth [R] (expected, where opaque), acc [R] (opacity), and optionally the samples."""
     n_rays = origins.shape[0]
-    ray_id, t, grid, step = _occupied_samples(field, origins, dirs, jitter)
-    index, corner_w = corner_indices(grid, field.shape)
-    alpha = field.alpha(index, corner_w, step)
-    trans, final_trans = _segment_transmittance(alpha, ray_id, n_rays)
-    weights = alpha * trans
-    contributes = torch.nonzero(weights.detach() > WEIGHT_EPS).squeeze(1)
-    c_ray, c_w = ray_id.index_select(0, contributes), weights.index_select(0, contributes)
-    c_index, c_corner_w = index.index_select(0, contributes), corner_w.index_select(0, contributes)
-    colors = field.rgb(c_index, c_corner_w, dirs.index_select(0, c_ray))
-    rgb = torch.zeros(n_rays, 3, device=origins.device).index_add(0, c_ray, c_w[:, None] * colors)
-    rgb = rgb + final_trans[:, None] * field.background_rgb()
-    acc = 1 - final_trans
-    depth_sum = torch.zeros(n_rays, device=origins.device).index_add(0, ray_id, weights * t)
-    out = {"rgb": rgb, "acc": acc, "depth": depth_sum / acc.clamp_min(1e-6), "point_colors": colors,
-           "point_weights": c_w, "point_ray": c_ray}
+    device = origins.device
+    trans = torch.ones(n_rays, device=device)  # light reaching the next chunk; carries gradients between chunks
+    rgb = torch.zeros(n_rays, 3, device=device)
+    depth_sum = torch.zeros(n_rays, device=device)
+    kept = []  # per chunk: ray, t, corner index, corner weights and weight of the samples that contribute
+    chunks = _sample_chunks(field, origins, dirs, jitter)
+    chunk = next(chunks)
+    while True:
+        ray_id, t, grid, step = chunk
+        if len(ray_id):
+            index, corner_w = corner_indices(grid, field.shape)
+            alpha = field.alpha(index, corner_w, step)
+            local, through = _segment_transmittance(alpha, ray_id, n_rays)
+            weights = alpha * local * trans.index_select(0, ray_id)
+            contributes = torch.nonzero(weights.detach() > WEIGHT_EPS).squeeze(1)
+            c_ray, c_w = ray_id.index_select(0, contributes), weights.index_select(0, contributes)
+            c_index, c_corner_w = index.index_select(0, contributes), corner_w.index_select(0, contributes)
+            colors = field.rgb(c_index, c_corner_w, dirs.index_select(0, c_ray))
+            rgb = rgb.index_add(0, c_ray, c_w[:, None] * colors)
+            depth_sum = depth_sum.index_add(0, ray_id, weights * t)
+            kept.append((c_ray, t.index_select(0, contributes), c_index, c_corner_w, c_w))
+            trans = trans * through
+        try:
+            chunk = chunks.send(trans.detach() > TERMINATE_TRANSMITTANCE)
+        except StopIteration:
+            break
+    rgb = rgb + trans[:, None] * field.background_rgb()
+    acc = 1 - trans
+    out = {"rgb": rgb, "acc": acc, "depth": depth_sum / acc.clamp_min(1e-6)}
     if keep_samples:
-        out["samples"] = RaySamples(c_ray, t[contributes], c_index, c_corner_w, c_w.detach())
+        c_ray, c_t, c_index, c_corner_w, c_w = (torch.cat(x) for x in zip(*kept)) if kept else _no_samples(device)
+        out["samples"] = RaySamples(c_ray, c_t, c_index, c_corner_w, c_w.detach())
     return out
+
+
+def _no_samples(device) -> tuple:
+    return (torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, device=device),
+            torch.zeros(0, 8, dtype=torch.long, device=device), torch.zeros(0, 8, device=device),
+            torch.zeros(0, device=device))
 
 
 @torch.no_grad()
