@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from sa3d_blender.core.cache_folder import cache_root
+
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR_SOURCES = sorted((REPO / "sa3d_blender" / "blender").glob("scene_*.py")) + [
     REPO / "sa3d_blender" / "cli" / "make_scene.py"
 ]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SA3D_CACHE", Path.home() / ".cache" / "sa3d_blender"))
 
 
 def generator_hash() -> str:

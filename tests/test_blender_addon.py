@@ -199,3 +199,34 @@ report({"name": obj.name, "ducks": len([o for o in bpy.data.objects if o.get("sa
     assert result["faces"] == 4 and result["parent"] == "NeRF space"
     np.testing.assert_allclose(result["world_vertex"], [6, 0, 0], atol=1e-6)
     assert result["links"] == [["ShaderNodeVertexColor", "Col", "Base Color"]]
+
+
+LOAD_FILE_MID_JOB = """
+overlay = sys.modules[ADDON + ".sa3d_blender.blender.overlay"]
+props.dataset_path = DATASET
+bpy.ops.sa3d.import_scene()
+client = session.client(sys.modules[ADDON + ".sa3d_blender.blender.preferences"].worker_settings(bpy.context))
+# what a running Train Field holds: the busy panel, a worker job, the click overlay's draw handler
+session.set_busy(True)
+job = client.submit("train", dataset=DATASET, checkpoint=FIELD, seconds=120.0)
+overlay.show(bpy.context.scene.camera.name)
+polls_busy = {name: getattr(bpy.ops.sa3d, name).poll() for name in ("import_scene", "train", "segment")}
+bpy.ops.wm.read_homefile(app_template="")
+try:
+    client.wait(job, timeout=60)
+    ended = "finished"
+except Exception as error:
+    ended = type(error).__name__
+report({"polls_busy": polls_busy, "busy": session.is_busy(), "overlay": overlay.is_shown(), "ended": ended,
+        "polls": {name: getattr(bpy.ops.sa3d, name).poll() for name in ("import_scene", "train", "load_field")},
+        "field_written": os.path.exists(FIELD)})
+"""
+
+
+def test_loading_another_file_mid_job_cancels_it_and_frees_the_panel(extension_zip, tmp_path, tiny_scene):
+    result = run_addon(LOAD_FILE_MID_JOB, extension_zip, tmp_path, DATASET=str(tiny_scene),
+                       FIELD=str(tmp_path / "field.pt"))
+    assert result["polls_busy"] == {"import_scene": False, "train": False, "segment": False}
+    assert result["ended"] == "WorkerCancelled" and not result["field_written"]
+    assert not result["busy"] and not result["overlay"]
+    assert result["polls"] == {"import_scene": True, "train": True, "load_field": True}

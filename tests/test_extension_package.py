@@ -36,7 +36,13 @@ def test_build_command_prints_the_zip_path(tmp_path):
     assert done.stdout.strip() == str(tmp_path / "sa3d_blender-0.1.0.zip")
 
 
-INSTALL_SNIPPET = INSTALL_EXTENSION + """
+INSTALL_SNIPPET = """
+def handler_counts():
+    return {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)
+            if isinstance(getattr(bpy.app.handlers, name), list)}
+
+before = handler_counts()  # Blender's own, before the extension adds its load_post handler
+""" + INSTALL_EXTENSION + """
 import os, sys, signal
 
 def children():
@@ -51,13 +57,9 @@ def children():
                 found.append(int(entry))
     return found
 
-def handler_counts():
-    return {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)
-            if isinstance(getattr(bpy.app.handlers, name), list)}
-
-before = handler_counts()
 enabled = ADDON in bpy.context.preferences.addons
 registered = {
+    "load_post_handler": handler_counts()["load_post"] == before["load_post"] + 1,
     "panel": hasattr(bpy.types, "SA3D_PT_main"),
     "operators": sorted(dir(bpy.ops.sa3d)),
     "scene_settings": hasattr(bpy.context.scene, "sa3d"),
@@ -85,8 +87,9 @@ def test_zip_installs_enables_registers_and_unregisters_cleanly(extension_zip, t
                      repo_on_path=False, timeout=150)
     assert result["enabled"]
     assert result["registered"]["panel"] and result["registered"]["scene_settings"] and result["registered"]["preferences"]
+    assert result["registered"]["load_post_handler"]
     assert {"import_scene", "train", "load_field", "click_prompt", "segment", "extract", "cancel_job",
-            "release_worker"} <= set(result["registered"]["operators"])
+            "release_worker", "setup_worker", "cancel_setup"} <= set(result["registered"]["operators"])
     assert result["worker_was_child"]
     assert result["children_after"] == []
     assert result["handlers_after"] == result["handlers_before"]

@@ -17,7 +17,8 @@ import torch
 
 from sa3d_blender.core.datasets import load_dataset
 from sa3d_blender.core.field_checkpoint import load_field, save_field
-from sa3d_blender.core.segmenters import cache_root, load_segmenter
+from sa3d_blender.core.cache_folder import cache_root
+from sa3d_blender.core.segmenters import load_segmenter
 from sa3d_blender.core.training import TrainSettings, train_field
 from sa3d_blender.core.view_cache import ViewCache, compute_view_weights
 

@@ -13,7 +13,8 @@ import trimesh
 from sa3d_blender.core.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.segmenters import cache_root, default_checkpoint
+from sa3d_blender.core.cache_folder import cache_root
+from sa3d_blender.core.segmenters import default_checkpoint
 from sa3d_blender.worker.client import WorkerClient, WorkerError
 
 pytestmark = pytest.mark.slow

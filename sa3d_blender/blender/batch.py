@@ -27,6 +27,7 @@ from ..core.prompts import read_prompts
 from ..worker.client import WorkerClient, WorkerDied
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
+from .op_setup_worker import worker_venv_folder
 from .workflow import extract_and_import_steps, load_dataset_steps, load_field_steps, segment_request, train_steps
 from .worker_session import WorkerSettings, default_worker_python
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out.expanduser().resolve()
     dataset_path = str(Path(args.dataset).expanduser().resolve())
     settings = WorkerSettings(
-        python=args.python or default_worker_python(),
+        python=args.python or default_worker_python(worker_venv_folder()),
         device=args.device,
         segmenter=args.segmenter,
         sam_checkpoint=args.sam_checkpoint,

@@ -124,6 +124,12 @@ class WorkerJobOperator:
         except SA3DError as error:
             return self._failed(context, error)
 
+    def cancel(self, context):
+        """Blender ends the operator (another file loaded, window closed): stop the job, free the panel."""
+        if self._client is not None and self._job is not None:
+            self._client.cancel(self._job)
+        self._end(context)
+
     def _submit(self, request: tuple[str, dict]) -> None:
         method, params = request
         self._job = self._client.submit(method, **params)

@@ -144,11 +144,17 @@ class SA3D_OT_click_prompt(bpy.types.Operator):
         context.area.tag_redraw()
         return {"PASS_THROUGH"}
 
+    def cancel(self, context):
+        """Blender ends the operator (another file loaded, window closed): no timer, overlay or job left behind."""
+        self._end(context)
+
     def _end(self, context) -> None:
         context.window_manager.event_timer_remove(self.timer)
         if self.job is not None:
             self.client.cancel(self.job)
         overlay.hide()
-        context.workspace.status_text_set(None)
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
         worker_session.set_busy(False)
-        context.area.tag_redraw()
+        if context.area is not None:
+            context.area.tag_redraw()

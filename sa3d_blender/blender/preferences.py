@@ -4,6 +4,7 @@ device, with which SAM model."""
 import bpy
 
 from .addon_id import ADDON_ID
+from .op_setup_worker import current_task, worker_venv_folder
 from .worker_session import WorkerSettings, default_worker_python
 
 DEVICES = [
@@ -25,7 +26,8 @@ class SA3DPreferences(bpy.types.AddonPreferences):
 
     worker_python: bpy.props.StringProperty(
         name="Worker Python",
-        description="Python interpreter with torch and sa3d_blender's dependencies; empty = automatic (project venv)",
+        description="Python interpreter with torch and sa3d_blender's dependencies; empty = automatic (the one Set Up "
+                    "Worker made, else the project venv)",
         subtype="FILE_PATH",
     )
     device: bpy.props.EnumProperty(name="Device", items=DEVICES, default="auto")
@@ -38,8 +40,16 @@ class SA3DPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        row = layout.row()
+        row.operator("sa3d.setup_worker", icon="CONSOLE")
+        task = current_task()
+        if task is not None and task.running:
+            row.operator("sa3d.cancel_setup", icon="CANCEL")
+            layout.progress(factor=task.fraction, text=task.message)
+        elif task is not None:
+            layout.label(text=task.message, icon="ERROR" if task.error else "CHECKMARK")
         layout.prop(self, "worker_python")
-        layout.label(text=f"Automatic: {default_worker_python()}", icon="INFO")
+        layout.label(text=f"Automatic: {default_worker_python(worker_venv_folder())}", icon="INFO")
         layout.prop(self, "device")
         layout.prop(self, "segmenter")
         layout.prop(self, "sam_checkpoint")
@@ -51,8 +61,9 @@ def worker_settings(context) -> WorkerSettings:
     prefs = addon.preferences if addon else None
     if prefs is None:
         return WorkerSettings(python=default_worker_python())
+    automatic = default_worker_python(worker_venv_folder())
     return WorkerSettings(
-        python=bpy.path.abspath(prefs.worker_python) if prefs.worker_python else default_worker_python(),
+        python=bpy.path.abspath(prefs.worker_python) if prefs.worker_python else automatic,
         device=prefs.device,
         segmenter=prefs.segmenter,
         sam_checkpoint=bpy.path.abspath(prefs.sam_checkpoint) if prefs.sam_checkpoint else None,

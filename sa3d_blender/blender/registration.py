@@ -8,6 +8,7 @@ from .op_extract import SA3D_OT_extract
 from .op_import_scene import SA3D_OT_import_scene
 from .op_prompt import SA3D_OT_click_prompt
 from .op_segment import SA3D_OT_segment
+from .op_setup_worker import SA3D_OT_cancel_setup, SA3D_OT_setup_worker
 from .op_train import SA3D_OT_load_field, SA3D_OT_train
 from .op_worker import SA3D_OT_cancel_job, SA3D_OT_release_worker
 
@@ -16,6 +17,8 @@ CLI_COMMAND = "sa3d"
 # property groups first: the scene pointer and the panel refer to them
 CLASSES = (
     *properties.CLASSES,
+    SA3D_OT_setup_worker,
+    SA3D_OT_cancel_setup,
     preferences.SA3DPreferences,
     SA3D_OT_import_scene,
     SA3D_OT_train,
@@ -32,11 +35,19 @@ CLASSES = (
 _cli_handle = None
 
 
+@bpy.app.handlers.persistent
+def _on_file_loaded(_filepath) -> None:
+    """Jobs, busy state and the click overlay belong to the file that was open; a new file starts clean."""
+    overlay.hide()
+    worker_session.forget_file()
+
+
 def register() -> None:
     global _cli_handle
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    bpy.app.handlers.load_post.append(_on_file_loaded)
     if hasattr(bpy.utils, "register_cli_command"):  # Blender >= 4.2
         _cli_handle = bpy.utils.register_cli_command(CLI_COMMAND, batch.cli_command)
 
@@ -46,6 +57,8 @@ def unregister() -> None:
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None
+    if _on_file_loaded in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_on_file_loaded)
     overlay.hide()
     worker_session.release()
     properties.unregister_properties()

@@ -11,7 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.cache_folder import cache_root
 from ..worker.client import WorkerClient
+from ..worker.environment import COMPLETE, venv_python
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,16 @@ class WorkerSettings:
     sam_checkpoint: str | None = None
 
 
-def default_worker_python() -> str:
-    """The newest complete project venv (~/.cache/sa3d_blender/venv-*/bin/python, made by scripts/setup_env.sh), else
-    sys.executable. Blender's own Python has no torch, so inside the Blender application the venv (or a path set in the
-    preferences) is what works; with the bpy wheel sys.executable is a Python with torch already."""
-    venvs = [p for p in (Path.home() / ".cache" / "sa3d_blender").glob("venv-*/bin/python") if (p.parents[1] / ".complete").exists()]
+def default_worker_python(own_venv: Path | None = None) -> str:
+    """The Python that runs the worker when the preferences name none: `own_venv` (made by Set Up Worker) when
+    complete, else the newest complete venv of scripts/setup_env.sh (in $SA3D_CACHE or ~/.cache/sa3d_blender), else
+    sys.executable (with the bpy wheel that is a Python with torch already; Blender's own has none, so inside Blender
+    one of the first two is what works)."""
+    if own_venv is not None and (own_venv / COMPLETE).is_file():
+        return str(venv_python(own_venv))
+    venvs = [venv for venv in cache_root().glob("venv-*") if (venv / COMPLETE).is_file() and venv_python(venv).exists()]
     if venvs:
-        return str(max(venvs, key=lambda p: p.parents[1].stat().st_mtime))
+        return str(venv_python(max(venvs, key=lambda venv: venv.stat().st_mtime)))
     return sys.executable
 
 
@@ -69,6 +74,15 @@ def release() -> None:
         _session.client.stop()
     _session.client = None
     _session.settings = None
+    mark_prepared(None)
+
+
+def forget_file() -> None:
+    """Another .blend was loaded: its jobs are cancelled, the busy state cleared, and the worker's field and masks are
+    no longer taken for the new file's (the next job loads the field again)."""
+    if _session.client is not None:
+        _session.client.cancel_all()
+    set_busy(False)
     mark_prepared(None)
 
 

@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from .cache_folder import cache_root
 from .devices import pick_device
 from .errors import CheckpointError, PromptError, SA3DError
 from .segmenter_checkpoints import check_kind, checkpoint_digest, read_state_dict
@@ -76,11 +77,6 @@ BUILDERS: dict[str, Callable[[], torch.nn.Module]] = {
 }
 DEFAULT_CHECKPOINT_NAMES = {"mobile_sam": "mobile_sam.pt"}  # the other kinds have no redistributable weights
 MODEL_ID_DIGEST_CHARS = 12
-
-
-def cache_root() -> Path:
-    """The project's cache folder (weights, environments): $SA3D_CACHE or ~/.cache/sa3d_blender."""
-    return Path(os.environ.get("SA3D_CACHE") or Path.home() / ".cache" / "sa3d_blender")
 
 
 def _check_kind_name(kind: str) -> None:

@@ -23,7 +23,8 @@ import torch
 from .cameras import Cameras
 from .embedding_cache import EmbeddingCache
 from .rendering import render_image, render_rays
-from .segmenters import ImageEmbedding, Segmenter, cache_root
+from .cache_folder import cache_root
+from .segmenters import ImageEmbedding, Segmenter
 from .voxel_field import VoxelField
 
 log = logging.getLogger(__name__)

@@ -255,6 +255,11 @@ class WorkerClient:
         if not job.finished and self.alive:
             self._send(protocol.request(protocol.CONTROL_ID, protocol.CANCEL, {"job": job.id}))
 
+    def cancel_all(self) -> None:
+        """Cancel every job that has not finished (the Blender file they belonged to is gone)."""
+        for job in list(self._jobs.values()):
+            self.cancel(job)
+
     # --- messages ---------------------------------------------------------------------------------------------------
     def _send(self, line: bytes) -> None:
         try:
