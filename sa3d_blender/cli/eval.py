@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from ..core.atomic_files import atomic_write
 from ..core.evaluation import comparison_image, evaluate_scene, prompts_of
 from ..core.image_io import write_png
 from ..core.errors import DatasetError
@@ -45,12 +44,5 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=1, default=float)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic_files import atomic_write
 from .segmenters import ImageEmbedding, Segmenter, to_uint8_rgb
 
 log = logging.getLogger(__name__)
@@ -60,21 +59,9 @@ class EmbeddingCache:
         return emb
 
     def _save(self, path: Path, emb: ImageEmbedding) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.folder, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    features=emb.features.astype(np.float16),
-                    original_size=np.array(emb.original_size),
-                    input_size=np.array(emb.input_size),
-                    model_id=np.array(emb.model_id),
-                )
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, features=emb.features.astype(np.float16), original_size=np.array(emb.original_size),
+                     input_size=np.array(emb.input_size), model_id=np.array(emb.model_id))
 
     def _fetch(self, segmenter: Segmenter, image: np.ndarray, progress: Progress | None) -> tuple[ImageEmbedding, bool]:
         """(embedding, whether it had to be encoded)."""

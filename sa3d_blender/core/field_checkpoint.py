@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic_files import atomic_write
 from .cameras import Cameras
 from .errors import CheckpointError
 from .field_space import space_from_dict
@@ -41,12 +41,8 @@ def save_field(path: str | Path, field: VoxelField, cameras: Cameras, extra: dic
         },
         "extra": extra or {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
     return path
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .atomic_files import atomic_write
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -19,13 +20,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def write_png(path: str | Path, image: np.ndarray) -> Path:
     """Write an [H,W], [H,W,3] or [H,W,4] image (float in [0,1] or uint8) without leaving a partial file behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        Image.fromarray(to_uint8(np.asarray(image))).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        Image.fromarray(to_uint8(np.asarray(image))).save(f, format="PNG")
     return path
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ import trimesh
 from scipy import ndimage
 from skimage import measure
 
+from .atomic_files import atomic_write
 from .errors import SA3DError
 
 log = logging.getLogger(__name__)
@@ -87,15 +86,8 @@ def write_mesh(mesh: trimesh.Trimesh, path: Path) -> Path:
     data = mesh.export(file_type=file_type)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
     log.info("wrote %s (%d vertices, %d faces)", path, len(mesh.vertices), len(mesh.faces))
     return path
 

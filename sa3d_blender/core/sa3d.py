@@ -14,8 +14,6 @@ Decisions (measured on the generated scenes, see the report in the tests):
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field as dc_field
@@ -24,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic_files import atomic_write
 from .dataset_files import resize_image
 from .datasets import Dataset
 from .errors import InputFileError, PromptError
@@ -275,17 +274,10 @@ def _array(value) -> np.ndarray | None:
 def write_object_mask(path: str | Path, result: ObjectResult, field_id: str) -> Path:
     """Save an object's mask grid (and how it was made) as .npz, atomically; `field_id` ties it to its field."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, grid=result.grid.astype(np.float32), name=np.array(result.name),
-                                field_id=np.array(field_id), first_view=np.array(result.first_view),
-                                used_views=np.array(result.used_views))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez_compressed(f, grid=result.grid.astype(np.float32), name=np.array(result.name),
+                            field_id=np.array(field_id), first_view=np.array(result.first_view),
+                            used_views=np.array(result.used_views))
     return path
 
 

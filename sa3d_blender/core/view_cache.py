@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .atomic_files import atomic_write
 from .cameras import Cameras
 from .embedding_cache import EmbeddingCache
 from .rendering import render_image, render_rays
@@ -244,14 +243,7 @@ def _read_weights(path: Path) -> ViewWeights | None:
 
 
 def _write_weights(path: Path, weights: ViewWeights) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            m = weights.matrix
-            np.savez(f, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
-                     depth=weights.depth, opacity=weights.opacity)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    m = weights.matrix
+    with atomic_write(path) as f:
+        np.savez(f, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
+                 depth=weights.depth, opacity=weights.opacity)

@@ -20,6 +20,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 import torch
 
+from ..core.atomic_files import atomic_write
 from ..core import field_checkpoint
 from ..core.datasets import Dataset, load_dataset
 from ..core.devices import pick_device
@@ -117,13 +118,8 @@ class WorkerSession:
         self._files_written += 1
         # object names come from the user: keep them from reaching outside the job folder
         path = self.job_dir / f"{os.getpid()}-{self._files_written:05d}-{UNSAFE_FILE_CHARS.sub('_', name)}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path) as f:
+            write(f)
         return path
 
     def _scene_segmenter(self) -> SceneSegmenter:
