@@ -103,12 +103,14 @@ operators = sorted(dir(bpy.ops.sa3d))
 bpy.context.preferences.addons[ADDON].preferences.worker_python = WORKER
 bpy.context.scene.sa3d.dataset_path = DATASET
 bpy.ops.sa3d.import_scene()
+session = sys.modules[ADDON + ".sa3d_blender.blender.worker_session"]
+worker_status = session.status_text()
 cameras = [o for o in bpy.context.scene.objects if o.type == "CAMERA" and "sa3d_view" in o]
 prompt_view = bpy.context.scene.sa3d.prompt_view
 heavy = sorted(m for m in ("PIL", "scipy", "torch", "trimesh", "skimage", "pycolmap") if m in sys.modules)
 bpy.ops.preferences.addon_disable(module=ADDON)
 report({"enabled": enabled, "operators": operators, "cameras": sorted(o["sa3d_view"] for o in cameras),
-        "prompt_view": prompt_view, "heavy_modules": heavy})
+        "prompt_view": prompt_view, "heavy_modules": heavy, "worker_status": worker_status})
 """
 
 
@@ -124,3 +126,4 @@ def test_zip_enables_in_a_stock_blender_python_and_imports_cameras_through_the_w
     expected = load_dataset(tiny_scene).cameras.names
     assert result["cameras"] == sorted(expected) and result["prompt_view"] == expected[0]
     assert result["heavy_modules"] == []
+    assert result["worker_status"].startswith("Worker: cpu, torch 2.14.1")  # the panel says where torch runs

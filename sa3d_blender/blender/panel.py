@@ -58,4 +58,5 @@ class SA3D_PT_main(bpy.types.Panel):
             row.operator("sa3d.cancel_job", text="", icon="CANCEL")
         elif props.progress_text:
             layout.label(text=props.progress_text)
+        layout.label(text=worker_session.status_text(), icon="SYSTEM")
         layout.operator("sa3d.release_worker", icon="X")

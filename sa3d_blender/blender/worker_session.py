@@ -77,6 +77,15 @@ def release() -> None:
     mark_prepared(None)
 
 
+def status_text() -> str:
+    """One line for the panel: whether the worker runs, and on which device (CPU, CUDA, MPS) with which torch."""
+    client = _session.client
+    if client is None or not client.alive:
+        return "Worker: not running (starts with the next job)"
+    info = client.ready_info or {}
+    return f"Worker: {info.get('device', '?')}, torch {info.get('torch', '?')}, pid {info.get('pid', '?')}"
+
+
 def forget_file() -> None:
     """Another .blend was loaded: its jobs are cancelled, the busy state cleared, and the worker's field and masks are
     no longer taken for the new file's (the next job loads the field again)."""
