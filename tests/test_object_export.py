@@ -9,6 +9,7 @@ import trimesh
 
 from sa3d_blender.core.datasets import load_dataset
 from sa3d_blender.core.field_checkpoint import load_field
+from sa3d_blender.core.mesh_extraction import ExtractionSettings
 from sa3d_blender.core.metrics import mesh_distances
 from sa3d_blender.core.object_export import SURFACE_LENGTH_FRACTION, extract_object, solid_mask, surface_opacity
 from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
@@ -85,3 +86,40 @@ def test_solid_mask_fills_the_unseen_inside_of_an_object():
     values[2:5, 2:5, 2:5] = 0.0  # inside: no view sees it, so it has no votes
     solid = solid_mask(values)
     assert solid[1:6, 1:6, 1:6].all() and solid.sum() == 125
+
+
+def _solid_field(inside) -> VoxelField:
+    """A bounded 64^3 field over [-1, 1]^3, opaque where inside(x, y, z) holds."""
+    field = VoxelField(np.array([[-1.0, -1, -1], [1, 1, 1]]), (64, 64, 64), FieldConfig())
+    p = field.vertex_positions()
+    with torch.no_grad():
+        field.density.copy_(torch.where(inside(p[:, 0], p[:, 1], p[:, 2]), 10.0, -20.0) - field.density_shift)
+    return field
+
+
+def _box_values(field, lo, hi) -> np.ndarray:
+    p = field.vertex_positions().numpy()
+    return np.where(np.all((p >= lo) & (p <= hi), axis=1), 1.0, -1.0).astype(np.float32).reshape(field.shape)
+
+
+def test_an_object_is_cut_off_the_floor_it_rests_on():
+    """A block on a 20-cm-thick floor, its mask reaching 15 cm into the floor as SA3D's does (the floor under an
+    object is never seen): the mesh starts at the floor's top, not inside the slab, unless the cut is turned off."""
+    field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | ((x.abs() < 0.2) & (y.abs() < 0.2) & (z < 0.1)))
+    values = _box_values(field, [-0.25, -0.25, -0.45], [0.25, 0.25, 0.15])
+    voxel = 2.0 / 63
+    cut = extract_object(field, values)
+    assert -0.3 <= cut.bounds[0, 2] <= -0.3 + 1.5 * voxel, cut.bounds
+    np.testing.assert_allclose(cut.bounds[:, :2], [[-0.2, -0.2], [0.2, 0.2]], atol=1.5 * voxel)
+    uncut = extract_object(field, values, ExtractionSettings(cut_support=False))
+    assert uncut.bounds[0, 2] < -0.4  # the slab the mask holds
+    assert cut.is_watertight  # the cut is capped: the block stands on a flat base
+
+
+def test_an_object_with_nothing_under_it_is_not_cut():
+    """A floating block (empty space all around the mask) keeps its whole mask."""
+    field = _solid_field(lambda x, y, z: (x.abs() < 0.2) & (y.abs() < 0.2) & (z.abs() < 0.2))
+    values = _box_values(field, [-0.25, -0.25, -0.25], [0.25, 0.25, 0.25])
+    with_cut = extract_object(field, values)
+    without = extract_object(field, values, ExtractionSettings(cut_support=False))
+    np.testing.assert_allclose(with_cut.bounds, without.bounds)

@@ -41,3 +41,11 @@ def test_weights_sum_to_one_and_vertices_are_exact():
     values = gather(table, index, weights)[:, 0]
     assert values[0] == 1 * 9 + 2 * 3 + 0  # a vertex returns its own value
     assert torch.isclose(values[1], torch.tensor((0 + 1) / 2 * 9 + (0 + 1) / 2 * 3 + 0.5))
+
+
+def test_gradient_of_an_empty_batch_is_zero():
+    """A render chunk where no sample reaches the pixel asks for no colours; its backward must still work."""
+    table = torch.randn(27, 4, requires_grad=True)
+    out = gather(table, torch.zeros(0, 8, dtype=torch.long), torch.zeros(0, 8))
+    out.sum().backward()
+    assert out.shape == (0, 4) and torch.equal(table.grad, torch.zeros(27, 4))

@@ -29,6 +29,7 @@ class ExtractionSettings:
     min_part_fraction: float = 0.05  # drop connected parts carrying less than this fraction of the masked opacity mass
     smooth_iterations: int = 0  # Taubin smoothing (volume preserving), 0 = off
     target_faces: int | None = None  # quadric decimation when set and fast-simplification is installed
+    cut_support: bool = True  # cut objects off the floor or table they rest on (support_plane.py)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.level < 1.0:

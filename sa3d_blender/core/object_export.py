@@ -8,6 +8,7 @@ import trimesh
 from scipy import ndimage
 
 from .mesh_extraction import ExtractionSettings, extract_mesh
+from .support_plane import RING_VOXELS, cut_below, find_support
 from .voxel_field import VoxelField
 
 
@@ -50,14 +51,37 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     values = np.asarray(mask_grid_values, dtype=np.float32).reshape(field.shape)
     # a 0/1 mask: any mask_threshold in [0, 1) keeps exactly the solid; objects live in the inner region only
     inner = field.inner_vertices().cpu().numpy().reshape(field.shape)
-    mask = (solid_mask(values) & inner).astype(np.float32)
+    mask = solid_mask(values) & inner
+    opacity = surface_opacity(field)
+    if settings.cut_support and mask.any():
+        mask = _without_support(field, mask, (opacity > settings.level) & inner)
     bbox = field.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
     def to_world(points: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return field.to_world(torch.as_tensor(points, dtype=torch.float64)).numpy()
 
-    mesh = extract_mesh(surface_opacity(field), mask, bbox, lambda p: field_colors(field, to_world(p)), settings)
+    mesh = extract_mesh(opacity, mask.astype(np.float32), bbox, lambda p: field_colors(field, to_world(p)), settings)
     if field.space is not None:
         mesh.vertices = to_world(mesh.vertices)
     return mesh
+
+
+def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+    """The mask cut at the plane the object rests on, when its surroundings show one (support_plane.py); computed on
+    the grid around the mask only."""
+    lo = np.maximum(np.argwhere(mask).min(axis=0) - RING_VOXELS - 2, 0)
+    hi = np.minimum(np.argwhere(mask).max(axis=0) + RING_VOXELS + 3, field.shape)
+    crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+    with torch.no_grad():
+        axes = [field.vertex_positions().reshape(*field.shape, 3)[..., d][crop] for d in range(3)]
+        positions = field.to_world(torch.stack(axes, -1).reshape(-1, 3).double()).numpy().reshape(*axes[0].shape, 3)
+    # world size of a voxel at the object: the median step between neighbouring vertices inside the mask
+    inside = mask[crop][:-1]
+    voxel = float(np.median(np.linalg.norm(positions[1:] - positions[:-1], axis=-1)[inside]))
+    plane = find_support(mask[crop], opaque[crop], positions, voxel)
+    if plane is None:
+        return mask
+    cut = mask.copy()
+    cut[crop] = cut_below(mask[crop], positions, plane, voxel)
+    return cut

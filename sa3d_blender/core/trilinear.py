@@ -6,6 +6,8 @@ flat table and accumulating the gradient with a weighted `bincount` is several t
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 def corner_indices(grid_coords: torch.Tensor, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,7 +43,9 @@ class _Gather(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         index, weights = ctx.saved_tensors
         flat, n_rows = index.reshape(-1), ctx.table_shape[0]
-        columns = grad_out.reshape(grad_out.shape[0], -1)
+        # channels from the table, not from grad_out: an empty batch (no samples) has no -1 to infer
+        channels = math.prod(ctx.table_shape[1:])
+        columns = grad_out.reshape(grad_out.shape[0], channels)
         grad_table = torch.empty(n_rows, columns.shape[1], dtype=grad_out.dtype, device=grad_out.device)
         # one weighted bincount per channel: index_add_ on a [V, C] table loops over rows and is ~2x slower
         for c in range(columns.shape[1]):

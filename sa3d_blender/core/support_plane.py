@@ -1,0 +1,96 @@
+"""Cut an object's 3-D mask off what it rests on: the plane of the floor or table around it.
+
+The views see an object and the floor meet, and the floor under the object is never seen, so SA3D's solid mask
+holds a slab of the floor under the object. Around the object the floor is seen and voted "not this object": its
+seen, opaque vertices in a ring just outside the mask lie on one plane, its top surface. That plane, fitted
+robustly, is cut away with everything on its far side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+RING_VOXELS = 4  # how far around the mask the support is looked for
+RANSAC_TRIES = 256
+MIN_RING_POINTS = 50
+MIN_INLIER_FRACTION = 0.5  # of the ring's top-surface points: the support must be most of what surrounds the object
+MAX_OBJECT_BELOW = 0.4  # of the mask beyond the plane (the slab itself is some): more, and it is not a support
+PLANE_TOLERANCE_VOXELS = 1.5  # inlier distance, in voxels
+
+
+@dataclass(frozen=True)
+class SupportPlane:
+    normal: np.ndarray  # unit [3], pointing to the object's side
+    offset: float  # plane: normal . p = offset
+    inliers: float  # fraction of the ring's points on the plane
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance above the plane (positive on the object's side)."""
+        return points @ self.normal - self.offset
+
+
+def find_support(mask: np.ndarray, floor: np.ndarray, positions: np.ndarray, voxel: float) -> SupportPlane | None:
+    """The plane the object rests on, or None when its surroundings hold none.
+
+    mask: bool [X,Y,Z] the object's solid mask; floor: bool [X,Y,Z] vertices that can be support (opaque, seen and
+    voted not-this-object); positions: [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there."""
+    ring = ndimage.binary_dilation(mask, iterations=RING_VOXELS) & ~mask & floor
+    inside = positions[mask]
+    if ring.sum() < MIN_RING_POINTS or len(inside) == 0:
+        return None
+    # an unseen floor is opaque several voxels deep; its top (what the cameras see) is where the next vertex towards
+    # the object is empty: step along the grid axis closest to "from the ring towards the object"
+    up = inside.mean(axis=0) - positions[ring].mean(axis=0)
+    axis, sign = _grid_step_towards(positions, up)
+    above = np.roll(floor, -sign, axis=axis)
+    points = positions[ring & ~above]
+    if len(points) < MIN_RING_POINTS:
+        return None
+    rng = np.random.default_rng(0)
+    tolerance = PLANE_TOLERANCE_VOXELS * voxel
+    best, best_count = None, 0
+    for _ in range(RANSAC_TRIES):
+        a, b, c = points[rng.choice(len(points), 3, replace=False)]
+        normal = np.cross(b - a, c - a)
+        length = np.linalg.norm(normal)
+        if length < 1e-12:
+            continue
+        normal /= length
+        count = int((np.abs((points - a) @ normal) < tolerance).sum())
+        if count > best_count:
+            best, best_count = (normal, float(a @ normal)), count
+    if best is None or best_count < MIN_INLIER_FRACTION * len(points):
+        return None
+    normal, offset = best
+    on_plane = points[np.abs(points @ normal - offset) < tolerance]
+    centre = on_plane.mean(axis=0)
+    normal = np.linalg.svd(on_plane - centre, full_matrices=False)[2][-1]  # least squares on the inliers
+    if normal @ up < 0:
+        normal = -normal
+    offset = float(centre @ normal)
+    if ((inside @ normal - offset) < -tolerance).mean() > MAX_OBJECT_BELOW:
+        return None  # the object reaches well through the plane: a wall or a shelf behind it, not its support
+    return SupportPlane(normal, offset, best_count / len(points))
+
+
+def _grid_step_towards(positions: np.ndarray, direction: np.ndarray) -> tuple[int, int]:
+    """(axis, +1/-1): the grid step whose world displacement points most along `direction`."""
+    centre = tuple(n // 2 for n in positions.shape[:3])
+    best, best_dot = (2, 1), -np.inf
+    for axis in range(3):
+        step = np.zeros(3, dtype=int)
+        step[axis] = 1
+        delta = positions[tuple(np.add(centre, step))] - positions[centre]
+        dot = float(delta @ direction / (np.linalg.norm(delta) + 1e-12))
+        for sign in (1, -1):
+            if sign * dot > best_dot:
+                best, best_dot = (axis, sign), sign * dot
+    return best
+
+
+def cut_below(mask: np.ndarray, positions: np.ndarray, plane: SupportPlane, voxel: float) -> np.ndarray:
+    """The mask without the vertices on the plane or below it (half a voxel of margin: the floor's own surface)."""
+    return mask & (plane.height(positions) > 0.5 * voxel)
