@@ -230,3 +230,22 @@ def test_loading_another_file_mid_job_cancels_it_and_frees_the_panel(extension_z
     assert result["ended"] == "WorkerCancelled" and not result["field_written"]
     assert not result["busy"] and not result["overlay"]
     assert result["polls"] == {"import_scene": True, "train": True, "load_field": True}
+
+
+def test_file_import_menu_and_drop_handler_import_the_capture(extension_zip, tmp_path, tiny_scene):
+    """File > Import > NeRF capture (SA3D) with a chosen transforms.json (what a drop on the 3D View hands over too)."""
+    result = run_addon("""
+from pathlib import Path
+capture = sys.modules[ADDON + ".sa3d_blender.blender.op_import_capture"]
+outcome = run(bpy.ops.sa3d.import_capture, filepath=DATASET + "/transforms.json")
+handler = bpy.types.FileHandler.bl_rna_get_subclass_py("SA3D_FH_capture")
+report({**outcome, "dataset": props.dataset_path, "cameras": len([o for o in scene.objects if "sa3d_view" in o]),
+        "handler": [handler.bl_import_operator, handler.bl_file_extensions],
+        "colmap": str(capture.dataset_of(Path("/c/sparse/0/cameras.bin"))),
+        "missing": run(bpy.ops.sa3d.import_capture, filepath=DATASET + "/nothing.json")["error"]})
+""", extension_zip, tmp_path, DATASET=str(tiny_scene))
+    assert result["result"] == ["FINISHED"] and result["cameras"] == 24
+    assert result["dataset"] == str(tiny_scene / "transforms.json")
+    assert result["handler"] == ["sa3d.import_capture", ".json;.npy;.bin;.txt"]
+    assert result["colmap"] == "/c/sparse/0"
+    assert "nothing.json: file not found" in result["missing"]

@@ -27,6 +27,12 @@ def test_zip_holds_the_add_on_and_nothing_of_the_dev_tree(extension_zip):
     leaked = [n for n in names if n.split("/")[0] in ("tests", "scripts", "addon_manifest") or "__pycache__" in n
               or any(part.startswith(".") for part in n.split("/"))]
     assert leaked == []
+    # the generator, evaluation and the CLI are development tools: not shipped (the stock-Blender test below shows
+    # the add-on and its worker run without them)
+    tooling = [n for n in names if n.startswith(("sa3d_blender/cli/", "sa3d_blender/blender/scene_"))
+               or n in ("sa3d_blender/core/evaluation.py", "sa3d_blender/__main__.py")]
+    assert tooling == []
+    assert "sa3d_blender/worker/requirements.txt" in names  # what Set Up Worker installs
 
 
 def test_build_command_prints_the_zip_path(tmp_path):

@@ -5,6 +5,7 @@ import bpy
 
 from . import batch, overlay, panel, preferences, properties, worker_session
 from .op_extract import SA3D_OT_extract
+from .op_import_capture import SA3D_FH_capture, SA3D_OT_import_capture, menu_import
 from .op_import_scene import SA3D_OT_import_scene
 from .op_prompt import SA3D_OT_click_prompt
 from .op_segment import SA3D_OT_segment
@@ -21,6 +22,8 @@ CLASSES = (
     SA3D_OT_cancel_setup,
     preferences.SA3DPreferences,
     SA3D_OT_import_scene,
+    SA3D_OT_import_capture,
+    SA3D_FH_capture,
     SA3D_OT_train,
     SA3D_OT_load_field,
     SA3D_OT_click_prompt,
@@ -48,6 +51,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register_properties()
     bpy.app.handlers.load_post.append(_on_file_loaded)
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
     if hasattr(bpy.utils, "register_cli_command"):  # Blender >= 4.2
         _cli_handle = bpy.utils.register_cli_command(CLI_COMMAND, batch.cli_command)
 
@@ -57,6 +61,7 @@ def unregister() -> None:
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     if _on_file_loaded in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_file_loaded)
     overlay.hide()
