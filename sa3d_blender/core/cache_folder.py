@@ -1,7 +1,9 @@
-"""The project's cache folder, in one place for the worker, the set-up code and Blender (standard library only)."""
+"""The project's cache folder and the checks of what is downloaded into it, in one place for the worker, the set-up
+code and Blender (standard library only)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -14,3 +16,12 @@ def cache_root() -> Path:
 def mobile_sam_weights() -> Path:
     """Where the set-up puts MobileSAM's weights and where the worker looks for them by default."""
     return cache_root() / "weights" / "mobile_sam.pt"
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in chunks so multi-GB checkpoints do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

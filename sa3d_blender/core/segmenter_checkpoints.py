@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -15,15 +14,6 @@ PICKLE_MAGIC = b"\x80"  # legacy torch.save format starts with a pickle protocol
 KNOWN_HEADERS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF document"}
 SAM_PARTS = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 VIT_KIND_BY_WIDTH = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
-
-
-def checkpoint_digest(path: Path) -> str:
-    """sha256 hex digest of the file, read in chunks so multi-GB ViT-H checkpoints do not sit in memory twice."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _describe_foreign_file(header: bytes) -> str:

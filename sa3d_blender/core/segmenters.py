@@ -12,10 +12,10 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .cache_folder import cache_root
+from .cache_folder import cache_root, file_sha256
 from .devices import pick_device
 from .errors import CheckpointError, PromptError, SA3DError
-from .segmenter_checkpoints import check_kind, checkpoint_digest, read_state_dict
+from .segmenter_checkpoints import check_kind, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,6 @@ def load_segmenter(kind: str = "mobile_sam", checkpoint: str | Path | None = Non
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__
         raise CheckpointError(path, f"does not fit the {kind} model: {detail[:300]}") from exc
-    model_id = f"{kind}:{checkpoint_digest(path)[:MODEL_ID_DIGEST_CHARS]}"
+    model_id = f"{kind}:{file_sha256(path)[:MODEL_ID_DIGEST_CHARS]}"
     log.info("loaded %s from %s on %s", model_id, path, torch_device)
     return SamSegmenter(model, model_id, torch_device)

