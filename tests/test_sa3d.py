@@ -176,3 +176,15 @@ def test_sa3d_at_a_reduced_pixel_budget_still_finds_the_duck(tiny_scene, scene):
     ious = [mask_iou(small.render_mask("duck", int(i), size=(w, h)) > MASK_LEVEL,
                      gt.load_mask(int(i)) == gt.object("duck").index) for i in dataset.test]
     assert np.mean(ious) >= 0.8, ious
+
+
+def test_several_clicks_start_from_sams_single_mask_and_one_click_from_its_best_candidate(scene):
+    view, clicks = gt_clicks(scene, "duck")
+    several = scene.first_mask(view, clicks, np.ones(len(clicks)))
+    single = scene.segmenter.predict(scene.cache.get(view).embedding, clicks * scene.file_scale(view, scene.image_cameras),
+                                     np.ones(len(clicks)), multimask=False).masks[0]
+    assert len(clicks) >= 2 and np.array_equal(several, single)
+    one = scene.candidates(view, clicks[:1], np.ones(1))
+    assert np.array_equal(scene.first_mask(view, clicks[:1], np.ones(1)), one.masks[int(np.argmax(one.scores))])
+    assert np.array_equal(scene.first_mask(view, clicks, np.ones(len(clicks)), mask_choice=2),
+                          scene.candidates(view, clicks, np.ones(len(clicks))).masks[2])

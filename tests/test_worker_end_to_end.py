@@ -77,6 +77,8 @@ def test_candidates_hold_the_clicked_duck(worker, segmented, prompt):
     masks = np.load(reply["masks"])
     assert masks.dtype == bool and masks.shape == (3, *prompt["truth"].shape) and len(reply["scores"]) == 3
     assert max(mask_iou(mask, prompt["truth"]) for mask in masks) >= 0.8
+    chosen = np.load(reply["chosen"])  # what the click overlay shows: the mask Segment starts from
+    assert chosen.shape == prompt["truth"].shape and mask_iou(chosen, prompt["truth"]) >= 0.8
 
 
 def test_segment_uses_several_views_and_renders_the_duck_in_a_test_view(worker, segmented, prompt, dataset):

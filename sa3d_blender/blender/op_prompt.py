@@ -136,9 +136,7 @@ class SA3D_OT_click_prompt(bpy.types.Operator):
                 self._end(context)
                 return {"CANCELLED"}
         else:
-            masks = np.load(job.result["masks"])
-            best = int(np.argmax(job.result["scores"]))
-            overlay.set_mask(masks[best].astype(bool))
+            overlay.set_mask(np.load(job.result["chosen"]).astype(bool))  # the mask Segment will start from
         if self.stale:
             self._request_candidates()
         context.area.tag_redraw()

@@ -199,8 +199,12 @@ class WorkerSession:
         return {"views": len(self.scene.views), "seconds": time.perf_counter() - start}
 
     def candidates(self, progress: Progress, view: str | int, points: list, labels: list, box: list | None = None) -> dict:
-        result = self._scene_segmenter().candidates(view, points, labels, box)
-        return {"masks": str(self._save_array("candidates", result.masks)), "scores": result.scores.tolist()}
+        """SAM's 3 candidates and the mask Segment will start from (what the click overlay shows)."""
+        scene = self._scene_segmenter()
+        result = scene.candidates(view, points, labels, box)
+        chosen = scene.first_mask(view, points, labels, box)
+        return {"masks": str(self._save_array("candidates", result.masks)), "scores": result.scores.tolist(),
+                "chosen": str(self._save_array("chosen", chosen))}
 
     def segment(self, progress: Progress, name: str, view: str | int, points: list, labels: list, box: list | None = None,
                 mask_choice: int | None = None, settings: dict | None = None) -> dict:
