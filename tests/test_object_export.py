@@ -123,3 +123,20 @@ def test_an_object_with_nothing_under_it_is_not_cut():
     with_cut = extract_object(field, values)
     without = extract_object(field, values, ExtractionSettings(cut_support=False))
     np.testing.assert_allclose(with_cut.bounds, without.bounds)
+
+
+def test_a_forward_facing_mask_does_not_reach_to_infinity():
+    """NDC grid: an object at depth ~2 and fog at the far end of the box (z' near 1, depth ~100), both in the mask as
+    the far slab seen through the object's pixels can be: the mesh is the object, not a part 100 units away."""
+    from sa3d_blender.core.field_space import NDCSpace
+
+    space = NDCSpace(pose=tuple(map(tuple, np.eye(4))), near=1.0, sx=2.0, sy=2.0, xy_extent=(1.0, 1.0))
+    field = VoxelField(space.field_bbox(), (48, 48, 48), FieldConfig(), space=space)
+    q = field.vertex_positions()
+    near_object = (q[:, 0].abs() < 0.3) & (q[:, 1].abs() < 0.3) & (q[:, 2] > -0.1) & (q[:, 2] < 0.1)  # depth 1.8-2.2
+    far_fog = (q[:, 0].abs() < 0.3) & (q[:, 1].abs() < 0.3) & (q[:, 2] > 0.96)  # depth > 50
+    with torch.no_grad():
+        field.density.copy_(torch.where(near_object | far_fog, 10.0, -20.0) - field.density_shift)
+    mesh = extract_object(field, np.ones(field.shape, np.float32))
+    depth = -mesh.vertices[:, 2]
+    assert depth.min() > 1.5 and depth.max() < 3.0, (depth.min(), depth.max())

@@ -53,6 +53,8 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     inner = field.inner_vertices().cpu().numpy().reshape(field.shape)
     mask = solid_mask(values) & inner
     opacity = surface_opacity(field)
+    if field.space is not None and field.space.kind == "ndc" and mask.any():
+        mask = _within_object_depth(field, mask, opacity > settings.level)
     if settings.cut_support and mask.any():
         mask = _without_support(field, mask, (opacity > settings.level) & inner)
     bbox = field.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
@@ -65,6 +67,23 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     if field.space is not None:
         mesh.vertices = to_world(mesh.vertices)
     return mesh
+
+
+# A forward-facing (NDC) grid reaches to infinity, and the far NDC slab behind an object is seen through the same
+# pixels: the mask can hold bits of it, which become mesh parts millions of units away (fern: 2.5e7). Nothing of an
+# object lies this many times deeper than its own median depth.
+MAX_DEPTH_RATIO = 3.0
+
+
+def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+    """The NDC mask without vertices deeper than MAX_DEPTH_RATIO times the object's median depth (NDC z' = 1 + 2 near
+    / z, so camera-frame depth is 2 near / (1 - z'))."""
+    q_z = field.vertex_positions()[:, 2].numpy().reshape(field.shape)
+    depth = 2.0 * field.space.near / np.clip(1.0 - q_z, 1e-9, None)
+    solid = mask & opaque
+    if not solid.any():
+        return mask
+    return mask & (depth <= MAX_DEPTH_RATIO * float(np.median(depth[solid])))
 
 
 def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) -> np.ndarray:
