@@ -29,7 +29,6 @@ class SA3D_OT_import_capture(bpy.types.Operator, ImportHelper):
 
     filter_glob: bpy.props.StringProperty(default="*.json;*.npy;cameras.bin;cameras.txt;images.bin;images.txt",
                                           options={"HIDDEN"})
-    directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
     with_images: bpy.props.BoolProperty(name="Background images", default=True)
 
     @classmethod

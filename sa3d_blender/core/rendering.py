@@ -65,13 +65,9 @@ def _sample_chunks(field: VoxelField, origins, dirs, jitter: bool):
     sampling (early ray termination), and samples only those from then on."""
     if field.space is None:
         t_near, t_far = ray_box_intersection(origins, dirs, field.bbox)
-        chunks = _march_box_windows(field, origins, dirs, t_near, t_far, jitter)
-        alive = yield next(chunks) + (field.step_size,)
-        while True:
-            try:
-                alive = yield chunks.send(alive) + (field.step_size,)
-            except StopIteration:
-                return
+        windows = _march_box_windows(field, origins, dirs, t_near, t_far, jitter)
+        yield from _relay(windows, lambda ray_id, t, grid: (ray_id, t, grid, field.step_size))
+        return
     if field.space.kind == "ndc":
         yield from _march_ndc(field, origins, dirs, jitter)
         return
@@ -85,16 +81,26 @@ def _march_ndc(field: VoxelField, origins, dirs, jitter: bool):
     norm = d_ndc.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     t_near, t_far = ray_box_intersection(o_ndc, d_ndc / norm, field.bbox)
     offset, scale = field.grid_transform()
-    chunks = _march_box_windows(field, o_ndc, d_ndc / norm, t_near, t_far, jitter, grid_space=True)
+
+    def with_world_distance(ray_id, _s, grid):
+        world = field.space.to_world(grid / scale + offset)
+        t = ((world - origins.index_select(0, ray_id)) * dirs.index_select(0, ray_id)).sum(-1)
+        return ray_id, t, grid, field.step_size
+
+    windows = _march_box_windows(field, o_ndc, d_ndc / norm, t_near, t_far, jitter, grid_space=True)
+    yield from _relay(windows, with_world_distance)
+
+
+def _relay(windows, convert):
+    """Pass each chunk of a windows generator through `convert` and the alive masks back to it; returns the last
+    alive mask received (None when there was no chunk)."""
     alive = None
     while True:
         try:
-            ray_id, _, grid = next(chunks) if alive is None else chunks.send(alive)
+            chunk = next(windows) if alive is None else windows.send(alive)
         except StopIteration:
-            return
-        world = field.space.to_world(grid / scale + offset)
-        t = ((world - origins.index_select(0, ray_id)) * dirs.index_select(0, ray_id)).sum(-1)
-        alive = yield ray_id, t, grid, field.step_size
+            return alive
+        alive = yield convert(*chunk)
 
 
 def _march_box_windows(field: VoxelField, origins, dirs, t_near, t_far, jitter: bool, grid_space: bool = False,
@@ -182,13 +188,8 @@ def _march_contracted(field: VoxelField, origins, dirs, jitter: bool):
     before = _shell_samples(field, origins, dirs, every, length_before, s_before, -1.0, t_in, per_s, jitter)
     alive = yield _ray_major(n_rays, [(before, True)])
     windows = _march_box_windows(field, origins, dirs, t_in, t_stop, jitter, alive=alive)
-    try:
-        ray_i, t_i, grid_i = next(windows)
-        while True:
-            alive = yield ray_i, t_i, grid_i, torch.full_like(t_i, field.step_size)
-            ray_i, t_i, grid_i = windows.send(alive)
-    except StopIteration:
-        pass
+    last = yield from _relay(windows, lambda ray_id, t, grid: (ray_id, t, grid, torch.full_like(t, field.step_size)))
+    alive = alive if last is None else last  # no cube window: the rays alive after the shell before it
     yield _shell_samples(field, origins, dirs, alive, length_after, torch.full_like(t_in, SHELL_S_MAX), 1.0, t_out,
                          per_s, jitter)
 

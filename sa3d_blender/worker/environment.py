@@ -67,7 +67,7 @@ def is_complete(venv: Path, requirements: Sequence[str]) -> bool:
 
 def create_venv(venv: Path, requirements: Sequence[str], progress: Progress | None = None,
                 cancelled: Callable[[], bool] = lambda: False, pip_options: Sequence[str] = (),
-                base_python: str | None = None, min_free_bytes: int = MIN_FREE_BYTES) -> Path:
+                min_free_bytes: int = MIN_FREE_BYTES) -> Path:
     """A venv at `venv` with `requirements` installed (kept as it is when already complete for them); its Python.
 
     progress(fraction, message) follows pip; `cancelled()` is polled while pip runs and stops it (Cancelled).
@@ -87,7 +87,7 @@ def create_venv(venv: Path, requirements: Sequence[str], progress: Progress | No
     try:
         report(0.02, "creating the virtual environment")
         # in Blender, sys.executable is Blender's bundled Python, which has venv
-        _run([base_python or sys.executable, "-m", "venv", str(partial)], "creating the virtual environment")
+        _run([sys.executable, "-m", "venv", str(partial)], "creating the virtual environment")
         python = venv_python(partial)
         report(0.05, f"installing {len(requirements)} packages")
         _pip_install(python, requirements, pip_options, report, cancelled)
