@@ -162,6 +162,41 @@ def test_worker_that_never_reports_ready_is_a_start_error_after_the_timeout(tmp_
     assert str(silent) in str(info.value) and not worker.alive
 
 
+def test_submit_returns_at_once_while_the_worker_is_still_starting(tmp_path):
+    worker = WorkerClient(device="cpu", job_dir=tmp_path / "jobs", extra_env=WORKER_ENV)
+    try:
+        started = time.monotonic()
+        job = worker.submit("ping")
+        assert time.monotonic() - started < 0.5, "submit waited for the worker to import torch"
+        assert worker.starting and not worker.ready_info
+        deadline = time.monotonic() + 120
+        while not job.finished:
+            assert time.monotonic() < deadline
+            polled = time.monotonic()
+            worker.poll()
+            assert time.monotonic() - polled < 0.5, "poll() blocked"
+            time.sleep(0.05)
+        assert job.state == "done" and job.result["pid"] == worker.ready_info["pid"]
+        assert not worker.starting
+    finally:
+        worker.stop()
+
+
+def test_a_worker_that_hangs_at_start_fails_the_job_sent_to_it(tmp_path):
+    silent = tmp_path / "silent-python"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o755)
+    worker = WorkerClient(python=silent, job_dir=tmp_path / "jobs", startup_timeout=1.0)
+    job = worker.submit("ping")
+    deadline = time.monotonic() + 10
+    while not job.finished:
+        assert time.monotonic() < deadline, "the start timeout never failed the job"
+        worker.poll()
+        time.sleep(0.05)
+    assert isinstance(job.error, WorkerStartError) and "did not report ready within 1 s" in str(job.error)
+    assert str(silent) in str(job.error) and not worker.alive
+
+
 def test_garbage_printed_on_stdout_before_the_worker_does_not_break_the_client(tmp_path):
     # an interpreter wrapper that chats on stdout (as conda activation hooks do)
     wrapper = tmp_path / "chatty-python"

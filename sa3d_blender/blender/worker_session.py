@@ -46,6 +46,7 @@ class _Session:
     segmented: set[str] = set()  # objects whose 3D mask the worker holds
     busy: bool = False  # a job operator is running
     cancel_requested: bool = False
+    undo_generation: int = 0  # counts undo/redo steps: a job started before one must not apply its result
 
 
 _session = _Session()
@@ -82,6 +83,8 @@ def status_text() -> str:
     client = _session.client
     if client is None or not client.alive:
         return "Worker: not running (starts with the next job)"
+    if client.starting:
+        return "Worker: starting (loading torch)..."
     info = client.ready_info or {}
     return f"Worker: {info.get('device', '?')}, torch {info.get('torch', '?')}, pid {info.get('pid', '?')}"
 
@@ -128,3 +131,14 @@ def request_cancel() -> None:
 
 def cancel_requested() -> bool:
     return _session.cancel_requested
+
+
+def undo_generation() -> int:
+    return _session.undo_generation
+
+
+def scene_undone() -> None:
+    """An undo or redo replaced the scene data: a running job is cancelled (its steps hold the old data)."""
+    _session.undo_generation += 1
+    if _session.busy and _session.client is not None:
+        _session.client.cancel_all()

@@ -92,7 +92,9 @@ class WorkerClient:
         self.job_dir = Path(job_dir) if job_dir is not None else Path(tempfile.mkdtemp(prefix="sa3d_jobs_"))
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
-        self.ready_info: dict = {}
+        self.ready_info: dict = {}  # the worker's ready message (pid, torch, device); empty until it is ready
+        self.start_error: WorkerStartError | None = None  # why the last start failed
+        self._ready_deadline: float | None = None  # while starting: when it counts as hung
         self._proc: subprocess.Popen | None = None
         self._messages: queue.Queue = queue.Queue()
         self._jobs: dict[int, Job] = {}
@@ -109,7 +111,14 @@ class WorkerClient:
     def log_path(self) -> Path:
         return self.job_dir / LOG_NAME
 
-    def start(self) -> None:
+    @property
+    def starting(self) -> bool:
+        """The process runs but has not reported ready yet (importing torch can take a minute on a cold disk)."""
+        return self.alive and not self.ready_info
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it: requests sent meanwhile wait in its stdin, and poll() or
+        wait() pick up its ready message (or its start failure, which then fails the jobs sent to it)."""
         if self.alive:
             return
         self._finish_process("exited")
@@ -125,12 +134,18 @@ class WorkerClient:
                 proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
             except OSError as exc:
                 raise WorkerStartError(f"cannot run the worker Python {self.python}: {exc.strerror or exc}") from None
-        self._proc, self._messages = proc, queue.Queue()
+        self._proc, self._messages, self.ready_info = proc, queue.Queue(), {}
+        self._ready_deadline = time.monotonic() + self.startup_timeout
         threading.Thread(target=_read_lines, args=(proc.stdout, self._messages), name="sa3d-worker-stdout",
                          daemon=True).start()
-        self.ready_info = self._wait_ready(proc)
-        log.info("worker ready: pid %s, torch %s, device %s", self.ready_info.get("pid"), self.ready_info.get("torch"),
-                 self.ready_info.get("device"))
+
+    def start(self) -> None:
+        """Start the worker and block until it is ready; WorkerStartError when it cannot start."""
+        self.launch()
+        while self.starting:
+            self._receive(block=True)
+        if not self.ready_info:
+            raise self.start_error
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit (it cancels its running job), then terminate / kill it; what is still running then
@@ -160,28 +175,7 @@ class WorkerClient:
         if self.python.is_dir() or not os.access(self.python, os.X_OK):
             raise WorkerStartError(f"worker Python {self.python} is not an executable file")
 
-    def _wait_ready(self, proc: subprocess.Popen) -> dict:
-        try:
-            deadline = time.monotonic() + self.startup_timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    item = self._messages.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                if item is _EOF:
-                    raise WorkerStartError(self._start_failure(proc))
-                message = protocol.decode(item)
-                if message is not None and message.get("type") == protocol.READY:
-                    return message
-                log.warning("worker printed a non-protocol line before it was ready: %r", item[:200])
-            raise WorkerStartError(f"worker Python {self.python} did not report ready within {self.startup_timeout:g} s"
-                                   f"{self._stderr_tail()}")
-        except WorkerStartError:
-            self._kill(proc)
-            raise
-
-    def _start_failure(self, proc: subprocess.Popen) -> str:
-        code = proc.wait()
+    def _start_failure(self, code: int) -> str:
         if code == protocol.EXIT_NO_TORCH:
             problem = "cannot import torch: choose a Python environment with torch installed"
         elif code == protocol.EXIT_STARTUP_FAILED:
@@ -190,12 +184,15 @@ class WorkerClient:
             problem = f"exited during startup ({_describe_exit(code)})"
         return f"worker Python {self.python} {problem}{self._stderr_tail()}"
 
+    def _startup_timed_out(self) -> list[Job]:
+        message = f"worker Python {self.python} did not report ready within {self.startup_timeout:g} s"
+        self._kill(self._proc)
+        return self._finish_process("", start_failure=message + self._stderr_tail())
+
     def _kill(self, proc: subprocess.Popen) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        _close(proc.stdin)
-        self._proc = None
 
     def _stderr_tail(self) -> str:
         try:
@@ -209,8 +206,8 @@ class WorkerClient:
 
     # --- jobs -------------------------------------------------------------------------------------------------------
     def submit(self, method: str, **params) -> Job:
-        """Send a request (starting the worker if needed) and return its Job at once."""
-        self.start()
+        """Send a request (launching the worker if needed, without waiting for it) and return its Job at once."""
+        self.launch()
         job = Job(id=next(self._ids), method=method)
         self._jobs[job.id] = job
         self._send(protocol.request(job.id, method, params))
@@ -219,13 +216,9 @@ class WorkerClient:
     def poll(self) -> list[Job]:
         """Apply every message received so far, without blocking; the jobs whose state or progress changed."""
         changed: dict[int, Job] = {}
-        while True:
-            try:
-                item = self._messages.get_nowait()
-            except queue.Empty:
-                return list(changed.values())
-            for job in self._apply(item):
-                changed[job.id] = job
+        while (jobs := self._receive(block=False)) is not None:
+            changed.update((job.id, job) for job in jobs)
+        return list(changed.values())
 
     def wait(self, job: Job, progress: Callable[[Job], None] | None = None, timeout: float | None = None) -> dict:
         """Block until `job` ends: its result, or raise its WorkerError (WorkerDied, WorkerCancelled, ...)."""
@@ -235,11 +228,7 @@ class WorkerClient:
             if remaining is not None and remaining <= 0:
                 raise WorkerError(f"{job.method} (job {job.id}) did not finish within {timeout:g} s; it is still "
                                   "running: cancel it or stop the worker", error_type="Timeout")
-            try:
-                item = self._messages.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            for changed in self._apply(item):
+            for changed in self._receive(block=True, timeout=remaining) or []:
                 if changed is job and progress is not None and not job.finished:
                     progress(job)
         if job.error is not None:
@@ -261,6 +250,21 @@ class WorkerClient:
             self.cancel(job)
 
     # --- messages ---------------------------------------------------------------------------------------------------
+    def _receive(self, block: bool, timeout: float | None = None) -> list[Job] | None:
+        """Apply the next message, waiting up to `timeout` (None: until one comes) when `block`; the jobs it changed,
+        or None when nothing came. A worker that is not ready by its startup deadline is killed and its jobs fail."""
+        starting = self.starting
+        if starting:
+            left = max(0.0, self._ready_deadline - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        try:
+            item = self._messages.get(timeout=timeout) if block else self._messages.get_nowait()
+        except queue.Empty:
+            if starting and time.monotonic() >= self._ready_deadline:
+                return self._startup_timed_out()
+            return None
+        return self._apply(item)
+
     def _send(self, line: bytes) -> None:
         try:
             self._proc.stdin.write(line)
@@ -273,6 +277,11 @@ class WorkerClient:
         if item is _EOF:
             return self._finish_process("exited", eof_seen=True)
         message = protocol.decode(item)
+        if message is not None and message.get("type") == protocol.READY:
+            self.ready_info, self._ready_deadline = message, None
+            log.info("worker ready: pid %s, torch %s, device %s", message.get("pid"), message.get("torch"),
+                     message.get("device"))
+            return []
         job = self._jobs.get(message.get("id")) if message is not None else None
         if job is None:
             log.warning("ignoring a worker line that belongs to no job: %r", item[:200])
@@ -298,8 +307,9 @@ class WorkerClient:
         job.state = "cancelled" if isinstance(error, Cancelled) else "error"
         job.message = str(error)
 
-    def _finish_process(self, how: str, eof_seen: bool = False) -> list[Job]:
-        """Once the process has ended: apply the replies it still sent, then fail the jobs it left running."""
+    def _finish_process(self, how: str, eof_seen: bool = False, start_failure: str | None = None) -> list[Job]:
+        """Once the process has ended: apply the replies it still sent, then fail the jobs it left running (with a
+        WorkerStartError, kept as start_error, when it never became ready)."""
         proc = self._proc
         if proc is None:
             return []
@@ -317,13 +327,17 @@ class WorkerClient:
             if not eof_seen:
                 changed.update((job.id, job) for job in self._apply(item))
         running = list(self._jobs.values())
-        if running:
-            died = WorkerDied(f"the worker process (pid {proc.pid}) {how} while running "
-                              f"{', '.join(j.method for j in running)} ({_describe_exit(code)}){self._stderr_tail()}")
-            for job in running:
-                self._fail(job, died)
-                changed[job.id] = job
-            self._jobs.clear()
+        if not self.ready_info:
+            self.start_error = WorkerStartError(start_failure or self._start_failure(code))
+            error = self.start_error
+        else:
+            error = WorkerDied(f"the worker process (pid {proc.pid}) {how} while running "
+                               f"{', '.join(j.method for j in running)} ({_describe_exit(code)}){self._stderr_tail()}")
+        self._ready_deadline = None
+        for job in running:
+            self._fail(job, error)
+            changed[job.id] = job
+        self._jobs.clear()
         return list(changed.values())
 
 
