@@ -26,6 +26,8 @@ class FakeEvent:
     ctrl: bool = False
     mouse_region_x: int = 0
     mouse_region_y: int = 0
+    mouse_x: int = 0
+    mouse_y: int = 0
 
 
 def pixel_of(x, y):
@@ -60,6 +62,27 @@ def test_enter_needs_a_positive_click_and_escape_cancels():
     assert handle_prompt_event(clicks, FakeEvent("NUMPAD_ENTER"), pixel_of) is PromptAction.IGNORED
     assert handle_prompt_event(clicks, FakeEvent("ESC"), pixel_of) is PromptAction.CANCEL
     assert handle_prompt_event(clicks, FakeEvent("RIGHTMOUSE"), pixel_of) is PromptAction.CANCEL
+
+
+def test_mask_layer_of_a_12_mp_photo_is_bounded_and_bottom_row_first():
+    from sa3d_blender.blender import overlay
+
+    mask = np.zeros((3024, 4032), dtype=bool)
+    mask[:400, :400] = True  # top-left corner of the photo
+    data, (width, height) = overlay.mask_texture_pixels(mask)
+    assert (width, height) == (1008, 756) and data.dtype == np.float32 and data.size == width * height * 4
+    rgba = data.reshape(height, width, 4)
+    assert rgba[-1, 0, 3] == np.float32(overlay.MASK_RGBA[3]) and rgba[0, 0, 3] == 0  # GPU rows start at the bottom
+    assert rgba[-100, 99, 3] > 0 and rgba[-101, 100, 3] == 0
+
+
+def test_escape_cancels_a_job_only_over_the_area_it_was_started_from():
+    from sa3d_blender.blender.jobs import escape_is_ours
+
+    started_in = (100, 50, 400, 300)  # x, y, width, height in window pixels
+    assert escape_is_ours(started_in, FakeEvent("ESC", mouse_x=120, mouse_y=340))
+    assert not escape_is_ours(started_in, FakeEvent("ESC", mouse_x=520, mouse_y=100))  # another editor
+    assert not escape_is_ours(started_in, FakeEvent("ESC", mouse_x=120, mouse_y=350))
 
 
 def test_navigation_passes_through_to_blender():
@@ -205,10 +228,12 @@ LOAD_FILE_MID_JOB = """
 overlay = sys.modules[ADDON + ".sa3d_blender.blender.overlay"]
 props.dataset_path = DATASET
 bpy.ops.sa3d.import_scene()
+session.release()  # the next job starts a new worker, without waiting for it
 client = session.client(sys.modules[ADDON + ".sa3d_blender.blender.preferences"].worker_settings(bpy.context))
 # what a running Train Field holds: the busy panel, a worker job, the click overlay's draw handler
 session.set_busy(True)
 job = client.submit("train", dataset=DATASET, checkpoint=FIELD, seconds=120.0)
+status_while_starting = session.status_text()
 overlay.show(bpy.context.scene.camera.name)
 polls_busy = {name: getattr(bpy.ops.sa3d, name).poll() for name in ("import_scene", "train", "segment")}
 bpy.ops.wm.read_homefile(app_template="")
@@ -218,6 +243,7 @@ try:
 except Exception as error:
     ended = type(error).__name__
 report({"polls_busy": polls_busy, "busy": session.is_busy(), "overlay": overlay.is_shown(), "ended": ended,
+        "status_while_starting": status_while_starting,
         "polls": {name: getattr(bpy.ops.sa3d, name).poll() for name in ("import_scene", "train", "load_field")},
         "field_written": os.path.exists(FIELD)})
 """
@@ -227,6 +253,7 @@ def test_loading_another_file_mid_job_cancels_it_and_frees_the_panel(extension_z
     result = run_addon(LOAD_FILE_MID_JOB, extension_zip, tmp_path, DATASET=str(tiny_scene),
                        FIELD=str(tmp_path / "field.pt"))
     assert result["polls_busy"] == {"import_scene": False, "train": False, "segment": False}
+    assert result["status_while_starting"] == "Worker: starting (loading torch)..."  # the job was sent without waiting
     assert result["ended"] == "WorkerCancelled" and not result["field_written"]
     assert not result["busy"] and not result["overlay"]
     assert result["polls"] == {"import_scene": True, "train": True, "load_field": True}
@@ -249,3 +276,104 @@ report({**outcome, "dataset": props.dataset_path, "cameras": len([o for o in sce
     assert result["handler"] == ["sa3d.import_capture", ".json;.npy;.bin;.txt"]
     assert result["colmap"] == "/c/sparse/0"
     assert "nothing.json: file not found" in result["missing"]
+
+
+UNDO_SEGMENT_AND_EXTRACT = """
+import json
+props.dataset_path = DATASET
+props.field_path = FIELD
+bpy.ops.sa3d.import_scene()
+bpy.ops.sa3d.load_field()
+bpy.ops.ed.undo_push(message="loaded")
+props.object_name, props.prompt_view = "duck", PROMPT["view"]
+props.prompt_json = json.dumps({"points": PROMPT["points"], "labels": PROMPT["labels"]})
+bpy.ops.ed.undo_push(message="clicks")
+def state():
+    duck = bpy.data.objects.get("duck")
+    props = bpy.context.scene.sa3d  # undo replaces the scene: an old reference points at freed data
+    return {"objects": [item.name for item in props.objects], "duck_faces": len(duck.data.polygons) if duck else 0,
+            "extract_poll": bpy.ops.sa3d.extract.poll(), "pending": props.prompt_json != ""}
+def run_pushed(op):
+    outcome = run(op)
+    # Blender pushes an undo step after an operator with bl_options UNDO; background bpy.ops calls do not
+    bpy.ops.ed.undo_push(message=op.idname())
+    return outcome
+states = {"segment": (run_pushed(bpy.ops.sa3d.segment), state())}
+bpy.data.objects["duck"].name = "renamed by hand"  # Extract Mesh replaces the object: undo must bring this one back
+bpy.ops.ed.undo_push(message="rename")
+states["extract"] = (run_pushed(bpy.ops.sa3d.extract), state())
+bpy.ops.ed.undo()
+states["undo extract"] = (None, state())
+bpy.ops.ed.undo()
+bpy.ops.ed.undo()
+states["undo segment"] = (None, state())
+bpy.ops.ed.redo()
+states["redo segment"] = (None, state())
+generation = session.undo_generation()
+states["extract again"] = (run(bpy.ops.sa3d.extract), state())
+undoable = {name: "UNDO" in bpy.types.Operator.bl_rna_get_subclass_py(name).bl_options
+            for name in ("SA3D_OT_segment", "SA3D_OT_extract", "SA3D_OT_import_scene")}
+report({"undoable": undoable, "undo_steps_seen": generation, **{name: {"outcome": outcome, **after} for name, (outcome, after) in states.items()}})
+"""
+
+
+def test_undo_and_redo_keep_the_panel_list_in_step_with_the_scene(extension_zip, tmp_path, tiny_scene):
+    from sa3d_blender.core.datasets import load_dataset
+    from test_blender_batch import click_prompt
+    from test_view_cache import tiny_field_path
+
+    prompt = click_prompt(load_dataset(tiny_scene), "duck")
+    result = run_addon(UNDO_SEGMENT_AND_EXTRACT, extension_zip, tmp_path, DATASET=str(tiny_scene),
+                       FIELD=str(tiny_field_path(tiny_scene)), PROMPT=prompt)
+    assert result["undo_steps_seen"] == 4  # the handler that cancels a job running across an undo was called
+    assert result["undoable"] == {"SA3D_OT_segment": True, "SA3D_OT_extract": True, "SA3D_OT_import_scene": True}
+    assert result["segment"]["outcome"]["result"] == ["FINISHED"], result["segment"]
+    faces = result["segment"]["duck_faces"]
+    assert faces > 100 and result["segment"]["objects"] == ["duck"] and not result["segment"]["pending"]
+    assert result["extract"]["outcome"]["result"] == ["FINISHED"] and result["extract"]["duck_faces"] == faces
+    # undoing Extract Mesh brings back the hand-renamed object (no "duck"), the list keeps the segmented object
+    assert result["undo extract"]["objects"] == ["duck"] and result["undo extract"]["duck_faces"] == 0
+    # undoing Segment removes the mesh and its list entry together, and gives back the pending clicks
+    assert result["undo segment"] == {"outcome": None, "objects": [], "duck_faces": 0, "extract_poll": False,
+                                      "pending": True}
+    assert result["redo segment"]["objects"] == ["duck"] and result["redo segment"]["duck_faces"] == faces
+    assert result["extract again"]["outcome"]["result"] == ["FINISHED"] and result["extract again"]["duck_faces"] == faces
+
+
+PREVIEW_MASK = """
+import json
+overlay = sys.modules[ADDON + ".sa3d_blender.blender.overlay"]
+props.dataset_path = DATASET
+props.field_path = FIELD
+bpy.ops.sa3d.import_scene()
+props.object_name, props.prompt_view = "duck", PROMPT["view"]
+props.prompt_json = json.dumps({"points": PROMPT["points"], "labels": PROMPT["labels"]})
+run(bpy.ops.sa3d.segment)
+session.release()  # a new worker holds no 3D mask: Preview Mask segments again from the stored clicks
+other = next(o for o in scene.objects if o.get("sa3d_view") == OTHER_VIEW)
+bpy.context.view_layer.objects.active = other
+outcome = run(bpy.ops.sa3d.preview_mask)
+camera, mask = overlay.shown()
+np.save(OUT, mask)
+report({**outcome, "camera": camera, "scene_camera": scene.camera.name, "other": other.name})
+"""
+
+
+def test_preview_mask_shows_the_3d_mask_from_another_dataset_camera(extension_zip, tmp_path, tiny_scene):
+    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.metrics import mask_iou
+    from test_blender_batch import click_prompt
+    from test_view_cache import tiny_field_path
+
+    dataset = load_dataset(tiny_scene)
+    prompt = click_prompt(dataset, "duck")
+    other = next(v for v in dataset.test if dataset.cameras.names[v] != prompt["view"])
+    result = run_addon("import numpy as np\n" + PREVIEW_MASK, extension_zip, tmp_path, DATASET=str(tiny_scene),
+                       FIELD=str(tiny_field_path(tiny_scene)), PROMPT=prompt, OTHER_VIEW=dataset.cameras.names[other],
+                       OUT=str(tmp_path / "shown.npy"))
+    assert result["result"] == ["FINISHED"], result["error"]
+    assert result["camera"] == result["scene_camera"] == result["other"]
+    truth = dataset.ground_truth.load_mask(other) == dataset.ground_truth.object("duck").index
+    shown = np.load(tmp_path / "shown.npy")
+    assert shown.shape == truth.shape
+    assert mask_iou(shown, truth) > 0.8

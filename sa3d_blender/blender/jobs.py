@@ -49,6 +49,18 @@ def run_steps(client: WorkerClient, steps: Steps, progress: Callable[[Job], None
         steps.close()
 
 
+def area_rect(area) -> tuple[int, int, int, int] | None:
+    return None if area is None else (area.x, area.y, area.width, area.height)
+
+
+def escape_is_ours(started_in: tuple[int, int, int, int] | None, event) -> bool:
+    """Whether an Esc press cancels the job: only over the area it was started from (window coordinates)."""
+    if started_in is None:
+        return True
+    x, y, width, height = started_in
+    return x <= event.mouse_x < x + width and y <= event.mouse_y < y + height
+
+
 class WorkerJobOperator:
     """Mixin for bpy.types.Operator subclasses that define job_steps(context)."""
 
@@ -57,6 +69,8 @@ class WorkerJobOperator:
     _client = None
     _job = None
     _timer = None
+    _started_in = None  # (x, y, width, height) of the area the job was started from, in window pixels
+    _undo_generation = 0
 
     @classmethod
     def poll(cls, context):
@@ -88,6 +102,8 @@ class WorkerJobOperator:
         if bpy.app.background:
             return self.execute(context)
         worker_session.set_busy(True)
+        self._started_in = area_rect(context.area)
+        self._undo_generation = worker_session.undo_generation()
         try:
             self._steps = self.job_steps(context)
             self._client = worker_session.client(worker_settings(context))
@@ -103,7 +119,9 @@ class WorkerJobOperator:
 
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
-            worker_session.request_cancel()
+            if not escape_is_ours(self._started_in, event):
+                return {"PASS_THROUGH"}  # Esc in another area belongs to what runs there
+            self._client.cancel(self._job)
             return {"RUNNING_MODAL"}
         if event.type != "TIMER" or event.timer is not self._timer:
             return {"PASS_THROUGH"}
@@ -117,6 +135,9 @@ class WorkerJobOperator:
                 return {"PASS_THROUGH"}
             if job.error is not None:
                 raise job.error
+            if worker_session.undo_generation() != self._undo_generation:
+                # the steps hold scene data from before the undo: applying the result would write into freed data
+                raise Cancelled("undone while it was running")
             self._submit(self._steps.send(job.result))
             return {"PASS_THROUGH"}
         except StopIteration as done:

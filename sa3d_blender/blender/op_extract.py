@@ -10,11 +10,22 @@ from .jobs import WorkerJobOperator
 from .op_train import ensure_prepared
 
 
+def ensure_segmented(context, item):
+    """Steps that give the worker the object's 3D mask: prepare the field, segment again from the stored clicks unless
+    this worker process already holds the mask."""
+    yield from ensure_prepared(context)
+    if not worker_session.is_segmented(item.name):
+        prompt = {"view": item.view, **json.loads(item.prompt_json)}
+        yield workflow.segment_request(item.name, prompt, prompt.get("mask_choice"))
+        worker_session.mark_segmented(item.name)
+
+
 class SA3D_OT_extract(WorkerJobOperator, bpy.types.Operator):
     """Extract the active object's mesh from the field and import it"""
 
     bl_idname = "sa3d.extract"
     bl_label = "Extract Mesh"
+    bl_options = {"REGISTER", "UNDO"}  # the object and its panel entry are scene data: undone together
 
     @classmethod
     def poll(cls, context):
@@ -25,11 +36,7 @@ class SA3D_OT_extract(WorkerJobOperator, bpy.types.Operator):
         props = context.scene.sa3d
         item = props.objects[props.active_object]
         out_path = workflow.mesh_path(props, item.name)
-        yield from ensure_prepared(context)
-        if not worker_session.is_segmented(item.name):
-            prompt = {"view": item.view, **json.loads(item.prompt_json)}
-            yield workflow.segment_request(item.name, prompt, prompt.get("mask_choice"))
-            worker_session.mark_segmented(item.name)
+        yield from ensure_segmented(context, item)
         obj = yield from workflow.extract_and_import_steps(context.scene, item.name, out_path)
         item.mesh_path = out_path
         return f"{item.name}: mesh of {len(obj.data.vertices)} vertices, {len(obj.data.polygons)} faces -> {out_path}"

@@ -15,6 +15,7 @@ class SA3D_OT_segment(WorkerJobOperator, bpy.types.Operator):
 
     bl_idname = "sa3d.segment"
     bl_label = "Segment"
+    bl_options = {"REGISTER", "UNDO"}  # the object and its panel entry are scene data: undone together
 
     def job_steps(self, context):
         props = context.scene.sa3d

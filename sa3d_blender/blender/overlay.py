@@ -18,6 +18,7 @@ MASK_RGBA = (0.15, 0.55, 1.0, 0.45)
 POSITIVE_RGBA = (0.2, 0.9, 0.2, 1.0)
 NEGATIVE_RGBA = (0.95, 0.2, 0.2, 1.0)
 POINT_SIZE = 9.0
+MAX_TEXTURE_SIDE = 1024
 
 
 class _State:
@@ -60,6 +61,11 @@ def is_shown() -> bool:
     return _state.handle is not None
 
 
+def shown() -> tuple[str | None, np.ndarray | None]:
+    """The camera and the mask being drawn (also kept in background mode, where nothing is drawn)."""
+    return _state.camera_name, _state.mask
+
+
 def _draw() -> None:
     context = bpy.context
     camera = context.scene.objects.get(_state.camera_name or "")
@@ -94,9 +100,18 @@ def _draw() -> None:
     gpu.state.blend_set("NONE")
 
 
+def mask_texture_pixels(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The tint layer of `mask` as flat float32 RGBA rows, bottom row first (GPU texture order), and its (width,
+    height). Subsampled to at most MAX_TEXTURE_SIDE texels a side: the camera frame covers part of a viewport, so a
+    12-MP mask would cost 190 MB of texture for no visible detail."""
+    step = max(1, -(-max(mask.shape) // MAX_TEXTURE_SIDE))
+    shown = mask[::-step, ::step]
+    rgba = np.zeros(shown.shape + (4,), dtype=np.float32)
+    rgba[shown] = MASK_RGBA
+    return rgba.ravel(), (shown.shape[1], shown.shape[0])
+
+
 def _mask_texture(mask: np.ndarray):
-    height, width = mask.shape
-    rgba = np.zeros((height, width, 4), dtype=np.float32)
-    rgba[mask] = MASK_RGBA
-    data = rgba[::-1].ravel()
-    return gpu.types.GPUTexture((width, height), format="RGBA16F", data=gpu.types.Buffer("FLOAT", data.size, data.tolist()))
+    data, size = mask_texture_pixels(mask)
+    # a Buffer made from an ndarray wraps its memory (buffer protocol): no per-texel Python objects
+    return gpu.types.GPUTexture(size, format="RGBA16F", data=gpu.types.Buffer("FLOAT", data.shape, data))

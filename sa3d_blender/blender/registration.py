@@ -7,6 +7,7 @@ from . import batch, overlay, panel, preferences, properties, worker_session
 from .op_extract import SA3D_OT_extract
 from .op_import_capture import SA3D_FH_capture, SA3D_OT_import_capture, menu_import
 from .op_import_scene import SA3D_OT_import_scene
+from .op_preview_mask import SA3D_OT_hide_overlay, SA3D_OT_preview_mask
 from .op_prompt import SA3D_OT_click_prompt
 from .op_segment import SA3D_OT_segment
 from .op_setup_worker import SA3D_OT_cancel_setup, SA3D_OT_setup_worker
@@ -29,6 +30,8 @@ CLASSES = (
     SA3D_OT_click_prompt,
     SA3D_OT_segment,
     SA3D_OT_extract,
+    SA3D_OT_preview_mask,
+    SA3D_OT_hide_overlay,
     SA3D_OT_cancel_job,
     SA3D_OT_release_worker,
     panel.SA3D_UL_objects,
@@ -45,12 +48,22 @@ def _on_file_loaded(_filepath) -> None:
     worker_session.forget_file()
 
 
+@bpy.app.handlers.persistent
+def _on_undo(_scene, _data=None) -> None:
+    worker_session.scene_undone()
+
+
+UNDO_HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post)
+
+
 def register() -> None:
     global _cli_handle
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
     bpy.app.handlers.load_post.append(_on_file_loaded)
+    for handlers in UNDO_HANDLERS:
+        handlers.append(_on_undo)
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
     if hasattr(bpy.utils, "register_cli_command"):  # Blender >= 4.2
         _cli_handle = bpy.utils.register_cli_command(CLI_COMMAND, batch.cli_command)
@@ -64,6 +77,9 @@ def unregister() -> None:
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     if _on_file_loaded in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_file_loaded)
+    for handlers in UNDO_HANDLERS:
+        if _on_undo in handlers:
+            handlers.remove(_on_undo)
     overlay.hide()
     worker_session.release()
     properties.unregister_properties()
