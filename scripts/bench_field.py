@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[list[float], object]:
+def dense_baseline(dataset, shape, batch_rays: int, seconds: float, device: str) -> tuple[list[float], object]:
     """Reference-style dense field: grid_sample on [1,C,X,Y,Z] grids, every step of every ray sampled, no skipping.
 
     Same optimiser, learning rate, initial opacity and marching step as the project's field.
@@ -34,12 +34,12 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[lis
     from sa3d_blender.core.rendering import ray_box_intersection
     from sa3d_blender.core.training import PixelBank, TrainSettings
 
-    bank = PixelBank(dataset, dataset.train, "cpu")
-    bbox = torch.as_tensor(dataset.bbox, dtype=torch.float32)
-    density = torch.zeros(1, 1, *shape, requires_grad=True)
-    color = torch.zeros(1, 3, *shape, requires_grad=True)
-    background = torch.zeros(3, requires_grad=True)
-    voxel = float(((bbox[1] - bbox[0]) / (torch.tensor(shape) - 1)).mean())
+    bank = PixelBank(dataset, dataset.train, device)
+    bbox = torch.as_tensor(dataset.bbox, dtype=torch.float32, device=device)
+    density = torch.zeros(1, 1, *shape, requires_grad=True, device=device)
+    color = torch.zeros(1, 3, *shape, requires_grad=True, device=device)
+    background = torch.zeros(3, requires_grad=True, device=device)
+    voxel = float(((bbox[1] - bbox[0]) / (torch.tensor(shape, device=device) - 1)).mean())
     settings = TrainSettings()
     step_ratio = settings.field.step_ratio
     step = step_ratio * voxel
@@ -49,7 +49,7 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[lis
 
     def render(origins, dirs):
         t_near, t_far = ray_box_intersection(origins, dirs, bbox)
-        t = t_near[:, None] + (torch.arange(n_steps)[None] + 0.5) * step
+        t = t_near[:, None] + (torch.arange(n_steps, device=device)[None] + 0.5) * step
         pts = origins[:, None] + dirs[:, None] * t[..., None]
         # grid_sample takes (x, y, z) = (W, H, D) order, i.e. the reverse of our (i, j, k) grid axes
         norm = ((pts - bbox[0]) / (bbox[1] - bbox[0]) * 2 - 1).flip(-1)[None, None]
@@ -70,18 +70,19 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float) -> tuple[lis
         optim.zero_grad()
         loss.backward()
         optim.step()
+        loss.item()  # waits for a GPU to finish the step
         times.append(time.perf_counter() - t0)
 
     @torch.no_grad()
     def render_view(i):
-        origins, dirs = (torch.as_tensor(a) for a in dataset.cameras.pixel_rays(i))
+        origins, dirs = (torch.as_tensor(a, device=device) for a in dataset.cameras.pixel_rays(i))
         out = torch.cat([render(origins[s:s + 2048], dirs[s:s + 2048]) for s in range(0, len(origins), 2048)])
-        return out.clamp(0, 1).reshape(int(dataset.cameras.height[i]), int(dataset.cameras.width[i]), 3).numpy()
+        return out.clamp(0, 1).reshape(int(dataset.cameras.height[i]), int(dataset.cameras.width[i]), 3).cpu().numpy()
 
     return times, render_view
 
 
-def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_rays: int) -> dict:
+def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_rays: int, device: str) -> dict:
     import numpy as np
     import torch
 
@@ -91,12 +92,12 @@ def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_
     from sa3d_blender.core.training import TrainSettings, evaluate_views, train_field
     from sa3d_blender.core.voxel_field import grid_shape_for
 
-    pick_device("cpu")
+    device = str(pick_device(device))
     # both fields in the same bounded box: this compares the step, not the scene parameterisation
     dataset = load_dataset(scene, scene_type="bounded")
     shape = grid_shape_for(dataset.bbox, num_voxels)
     if method == "dense":
-        times, render_view = dense_baseline(dataset, shape, batch_rays, seconds)
+        times, render_view = dense_baseline(dataset, shape, batch_rays, seconds, device)
         test_psnr = float(np.mean([psnr(render_view(int(i)), dataset.load_image(int(i))) for i in dataset.test]))
     else:
         times = []
@@ -108,13 +109,14 @@ def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_
             last[0] = now
 
         field, summary = train_field(dataset, TrainSettings(seconds=seconds, num_voxels_end=num_voxels, batch_rays=batch_rays),
-                                     progress=progress)
-        test_psnr = evaluate_views(field, dataset, dataset.test)["psnr"]
+                                     device=device, progress=progress)
+        test_psnr = evaluate_views(field, dataset, dataset.test, device=device)["psnr"]
         times = times[len(times) // 2:]  # the fine-grid half: same resolution as the dense grid
     iterations = len(times) if method == "dense" else summary["iterations"]
     return {"method": method, "grid_shape": list(shape), "iterations": iterations,
             "median_step_s": statistics.median(times), "test_psnr": test_psnr,
-            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_threads": torch.get_num_threads()}
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_threads": torch.get_num_threads(),
+            "device": device, "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else 0.0}
 
 
 def main() -> int:
@@ -123,15 +125,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="training time per method")
     parser.add_argument("--num-voxels", type=int, default=96**3, help="grid size (voxels) shared by both methods")
     parser.add_argument("--batch-rays", type=int, default=4096)
+    parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "mps", "cpu"))
     parser.add_argument("--method", choices=("ours", "dense"), help=argparse.SUPPRESS)  # subprocess mode
     args = parser.parse_args()
     if args.method:
-        print(json.dumps(run_method(args.method, args.scene, args.seconds, args.num_voxels, args.batch_rays)))
+        print(json.dumps(run_method(args.method, args.scene, args.seconds, args.num_voxels, args.batch_rays, args.device)))
         return 0
     results = {}
     for method in ("ours", "dense"):
         cmd = [sys.executable, __file__, "--scene", str(args.scene), "--seconds", str(args.seconds),
-               "--num-voxels", str(args.num_voxels), "--batch-rays", str(args.batch_rays), "--method", method]
+               "--num-voxels", str(args.num_voxels), "--batch-rays", str(args.batch_rays), "--device", args.device,
+               "--method", method]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         results[method] = json.loads(out)
     ours, dense = results["ours"], results["dense"]

@@ -22,6 +22,16 @@ GENERATOR_SOURCES = sorted((REPO / "sa3d_blender" / "blender").glob("scene_*.py"
 ]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda", "mps"),
+                     help="torch device of tests/test_device_parity.py (scripts/gpu_check.sh runs it with cuda)")
+
+
+@pytest.fixture(scope="session")
+def device(request) -> str:
+    return request.config.getoption("--device")
+
+
 def generator_hash() -> str:
     """Changes whenever the generator's source changes, so stale cached scenes are never reused."""
     digest = hashlib.sha256()

@@ -36,7 +36,7 @@ def tiny_field_path(scene: Path) -> Path:
 def cached_field(scene: Path, name: str, settings: TrainSettings) -> Path:
     """A field trained on `scene` with `settings`, cached under the project cache and keyed by the scene, the settings
     and the field code, so it is retrained whenever any of them changes."""
-    digest = hashlib.sha256(f"{scene}:{settings}".encode())
+    digest = hashlib.sha256(f"{scene.name}:{settings}".encode())  # the name holds the generator hash; paths differ by machine
     for source in FIELD_SOURCES:
         digest.update((CORE / source).read_bytes())
     folder = cache_root() / "fields"
