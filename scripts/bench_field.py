@@ -31,8 +31,8 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float, device: str)
     import torch
     import torch.nn.functional as F
 
-    from sa3d_blender.core.rendering import ray_box_intersection
-    from sa3d_blender.core.training import PixelBank, TrainSettings
+    from sa3d_blender.core.field.rendering import ray_box_intersection
+    from sa3d_blender.core.field.training import PixelBank, TrainSettings
 
     bank = PixelBank(dataset, dataset.train, device)
     bbox = torch.as_tensor(dataset.bbox, dtype=torch.float32, device=device)
@@ -86,11 +86,11 @@ def run_method(method: str, scene: Path, seconds: float, num_voxels: int, batch_
     import numpy as np
     import torch
 
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
     from sa3d_blender.core.devices import pick_device
     from sa3d_blender.core.metrics import psnr
-    from sa3d_blender.core.training import TrainSettings, evaluate_views, train_field
-    from sa3d_blender.core.voxel_field import grid_shape_for
+    from sa3d_blender.core.field.training import TrainSettings, evaluate_views, train_field
+    from sa3d_blender.core.field.voxel_field import grid_shape_for
 
     device = str(pick_device(device))
     # both fields in the same bounded box: this compares the step, not the scene parameterisation

@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 def child_scaling(capture: Path, budget: int, views: int, iterations: int) -> dict:
     import numpy as np
 
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
     from sa3d_blender.core.devices import pick_device
-    from sa3d_blender.core.sa3d import SA3D_PIXEL_BUDGET
-    from sa3d_blender.core.training import TrainSettings, train_field
-    from sa3d_blender.core.view_cache import compute_view_weights
+    from sa3d_blender.core.segment.sa3d import SA3D_PIXEL_BUDGET
+    from sa3d_blender.core.field.training import TrainSettings, train_field
+    from sa3d_blender.core.segment.view_cache import compute_view_weights
 
     pick_device("cpu")
     dataset = load_dataset(capture).at_pixel_budget(budget)
@@ -56,9 +56,9 @@ def child_scaling(capture: Path, budget: int, views: int, iterations: int) -> di
 
 
 def child_psnr(capture: Path, scene_type: str, checkpoints: list[float]) -> dict:
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
     from sa3d_blender.core.devices import pick_device
-    from sa3d_blender.core.training import TrainSettings, evaluate_views, train_field
+    from sa3d_blender.core.field.training import TrainSettings, evaluate_views, train_field
 
     pick_device("cpu")
     full = load_dataset(capture, scene_type=scene_type)

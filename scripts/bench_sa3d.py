@@ -23,13 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from sa3d_blender.core.datasets import load_dataset  # noqa: E402
+from sa3d_blender.core.data.datasets import load_dataset  # noqa: E402
 from sa3d_blender.core.devices import pick_device  # noqa: E402
 from sa3d_blender.core.evaluation import reference_clicks, reference_view  # noqa: E402
-from sa3d_blender.core.field_checkpoint import load_field  # noqa: E402
-from sa3d_blender.core.rendering import render_image  # noqa: E402
-from sa3d_blender.core.sa3d import SceneSegmenter  # noqa: E402
-from sa3d_blender.core.segmenters import load_segmenter  # noqa: E402
+from sa3d_blender.core.field.field_checkpoint import load_field  # noqa: E402
+from sa3d_blender.core.field.rendering import render_image  # noqa: E402
+from sa3d_blender.core.segment.sa3d import SceneSegmenter  # noqa: E402
+from sa3d_blender.core.segment.segmenters import load_segmenter  # noqa: E402
 
 
 def segment_object(scene: SceneSegmenter, name: str) -> float:

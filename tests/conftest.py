@@ -32,6 +32,16 @@ def device(request) -> str:
     return request.config.getoption("--device")
 
 
+def field_code_digest() -> str:
+    """A digest of the code a trained field depends on (core/field and core/data): cached test fields are keyed by it,
+    so they are retrained whenever that code changes."""
+    digest = hashlib.sha256()
+    core = REPO / "sa3d_blender" / "core"
+    for source in sorted([*(core / "field").glob("*.py"), *(core / "data").glob("*.py")]):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def generator_hash() -> str:
     """Changes whenever the generator's source changes, so stale cached scenes are never reused."""
     digest = hashlib.sha256()
@@ -89,6 +99,6 @@ def room_scene() -> Path:
 @pytest.fixture(scope="session")
 def segmenter():
     """The real MobileSAM (weights fetched by scripts/setup_env.sh; a clear CheckpointError if they are missing)."""
-    from sa3d_blender.core.segmenters import load_segmenter
+    from sa3d_blender.core.segment.segmenters import load_segmenter
 
     return load_segmenter("mobile_sam", device="cpu")

@@ -318,7 +318,7 @@ report({"undoable": undoable, "undo_steps_seen": generation, **{name: {"outcome"
 
 
 def test_undo_and_redo_keep_the_panel_list_in_step_with_the_scene(extension_zip, tmp_path, tiny_scene):
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
     from test_blender_batch import click_prompt
     from test_view_cache import tiny_field_path
 
@@ -360,7 +360,7 @@ report({**outcome, "camera": camera, "scene_camera": scene.camera.name, "other":
 
 
 def test_preview_mask_shows_the_3d_mask_from_another_dataset_camera(extension_zip, tmp_path, tiny_scene):
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
     from sa3d_blender.core.metrics import mask_iou
     from test_blender_batch import click_prompt
     from test_view_cache import tiny_field_path

@@ -16,9 +16,9 @@ from scipy import ndimage
 
 from addon_manifest.bpy_sandbox import INSTALL_EXTENSION, REPO, run_bpy
 from addon_manifest.build import build_extension
-from sa3d_blender.core.datasets import load_dataset
-from sa3d_blender.core.field_checkpoint import load_field
-from sa3d_blender.core.rendering import render_image
+from sa3d_blender.core.data.datasets import load_dataset
+from sa3d_blender.core.field.field_checkpoint import load_field
+from sa3d_blender.core.field.rendering import render_image
 from test_view_cache import tiny_field_path
 
 SCRIPT = REPO / "scripts" / "sa3d_batch.py"

@@ -17,7 +17,7 @@ from sa3d_blender.blender.click_mapping import (
     pixel_to_region,
     region_to_pixel,
 )
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 
 # --- click_mapping (pure) ---------------------------------------------------------------------------------------------
 
@@ -80,8 +80,8 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 from sa3d_blender.blender.camera_import import import_cameras, use_camera
 from sa3d_blender.blender.click_mapping import order_frame_corners, region_to_pixel
-from sa3d_blender.core.cameras import Cameras
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.cameras import Cameras
+from sa3d_blender.core.data.datasets import load_dataset
 
 dataset = load_dataset(DATASET)
 cams = dataset.cameras

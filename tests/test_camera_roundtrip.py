@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 
 POINTS_PER_OBJECT = 3000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sa3d_blender.core.cameras import Cameras, rigid_pose_problem
+from sa3d_blender.core.data.cameras import Cameras, rigid_pose_problem
 from sa3d_blender.core.errors import PromptError
 
 

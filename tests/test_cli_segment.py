@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks
 from test_blender_batch import empty_space_click
 from test_view_cache import tiny_field_path

@@ -10,7 +10,7 @@ import pycolmap
 import pytest
 from PIL import Image
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.errors import DatasetError
 
 W, H = 100, 80

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.errors import DatasetError
 from test_datasets import H, W, llff_scene, look_at, ngp_scene, write_json, write_png
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 
 # The reference camera of most tests: at (0,0,5) looking down -z, focal 100 px, 100x80 image, centred principal point.
 # It must project the world point (1,0,0) to pixel (70, 40).

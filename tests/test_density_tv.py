@@ -4,8 +4,8 @@ vertex, mean per axis); the per-iteration estimate from random vertices is unbia
 import numpy as np
 import torch
 
-from sa3d_blender.core.training import density_total_variation
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.field.training import density_total_variation
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 
 
 def test_tv_matches_the_dense_definition_and_its_estimate_is_unbiased():

@@ -11,14 +11,14 @@ import pytest
 import torch
 import trimesh
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks, reference_view
+from sa3d_blender.core.field.rendering import render_image
+from sa3d_blender.core.field.training import TrainSettings, evaluate_views, train_field
+from sa3d_blender.core.mesh.object_export import ExtractionSettings, extract_object
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.object_export import ExtractionSettings, extract_object
-from sa3d_blender.core.rendering import render_image
-from sa3d_blender.core.sa3d import MASK_LEVEL, SceneSegmenter
-from sa3d_blender.core.segmenters import load_segmenter
-from sa3d_blender.core.training import TrainSettings, evaluate_views, train_field
+from sa3d_blender.core.segment.sa3d import MASK_LEVEL, SceneSegmenter
+from sa3d_blender.core.segment.segmenters import load_segmenter
 from sa3d_blender.worker.client import WorkerClient
 from test_training import SMALL
 

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from sa3d_blender.core.embedding_cache import EmbeddingCache
-from sa3d_blender.core.segmenters import ImageEmbedding
+from sa3d_blender.core.segment.embedding_cache import EmbeddingCache
+from sa3d_blender.core.segment.segmenters import ImageEmbedding
 
 HEIGHT, WIDTH = 96, 144  # not square: the encoder pads, so sizes and click scaling differ per axis
 ELLIPSE_CENTRE, ELLIPSE_RADII = (60.0, 50.0), (34.0, 22.0)
@@ -102,7 +102,7 @@ def test_damaged_cache_file_is_recomputed_with_a_warning(filled_cache, segmenter
     (path,) = cache.folder.glob("*.npz")
     path.write_bytes(path.read_bytes()[:5000])
     counting = CountingSegmenter(segmenter)
-    with caplog.at_level(logging.WARNING, logger="sa3d_blender.core.embedding_cache"):
+    with caplog.at_level(logging.WARNING, logger="sa3d_blender.core.segment.embedding_cache"):
         emb = cache.get_or_compute(counting, scene[0])
     assert counting.encodes == 1
     assert f"embedding cache file {path} is unreadable" in caplog.text

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import EvalSettings, evaluate_object, format_table, reference_clicks
-from sa3d_blender.core.field_checkpoint import load_field
-from sa3d_blender.core.sa3d import SceneSegmenter
-from sa3d_blender.core.segmenters import load_segmenter
+from sa3d_blender.core.field.field_checkpoint import load_field
+from sa3d_blender.core.segment.sa3d import SceneSegmenter
+from sa3d_blender.core.segment.segmenters import load_segmenter
 from test_view_cache import tiny_field_path
 
 

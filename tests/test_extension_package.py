@@ -11,7 +11,7 @@ import pytest
 
 from addon_manifest.bpy_sandbox import INSTALL_EXTENSION, REPO, run_bpy, stock_blender_python
 from addon_manifest.build import build_extension
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_zip_holds_the_add_on_and_nothing_of_the_dev_tree(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert extension_zip.name == "sa3d_blender-0.1.0.zip"
     assert {"blender_manifest.toml", "__init__.py", "sa3d_blender/blender/registration.py",
-            "sa3d_blender/worker/client.py", "sa3d_blender/core/cameras.py"} <= set(names)
+            "sa3d_blender/worker/client.py", "sa3d_blender/core/data/cameras.py"} <= set(names)
     leaked = [n for n in names if n.split("/")[0] in ("tests", "scripts", "addon_manifest") or "__pycache__" in n
               or any(part.startswith(".") for part in n.split("/"))]
     assert leaked == []

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.cameras import Cameras
+from sa3d_blender.core.data.cameras import Cameras
 from sa3d_blender.core.errors import CheckpointError
-from sa3d_blender.core.field_checkpoint import load_field, save_field
-from sa3d_blender.core.field_space import contraction_around, ndc_for_cameras
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.field.field_checkpoint import load_field, save_field
+from sa3d_blender.core.field.field_space import contraction_around, ndc_for_cameras
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 
 
 @pytest.fixture()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sa3d_blender.core.field_space import Contraction, NDCSpace
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.field.field_space import Contraction, NDCSpace
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 
 
 def _all_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sa3d_blender.core.cameras import Cameras
-from sa3d_blender.core.field_space import Contraction, NDCSpace, ndc_for_cameras, space_from_dict
-from sa3d_blender.core.rendering import render_rays
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.data.cameras import Cameras
+from sa3d_blender.core.field.field_space import Contraction, NDCSpace, ndc_for_cameras, space_from_dict
+from sa3d_blender.core.field.rendering import render_rays
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 
 
 def forward_cameras(n=5) -> Cameras:

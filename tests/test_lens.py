@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sa3d_blender.core.cameras import Cameras
-from sa3d_blender.core.lens import distort, undistort
+from sa3d_blender.core.data.cameras import Cameras
+from sa3d_blender.core.data.lens import distort, undistort
 
 # the fox capture's phone lens (k1, k2, p1, p2 from its transforms.json), a strong barrel lens, and a fisheye
 PHONE = [0.0578421, -0.0805099, 0, 0, -0.000980296, 0.00015575]

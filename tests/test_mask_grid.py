@@ -6,8 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sa3d_blender.core.mask_grid import MaskGrid
-from sa3d_blender.core.view_cache import ViewWeights
+from sa3d_blender.core.segment.mask_grid import MaskGrid
+from sa3d_blender.core.segment.view_cache import ViewWeights
 
 SHAPE = (4, 5, 3)
 H, W = 6, 7

@@ -8,7 +8,7 @@ import pytest
 import trimesh
 
 from sa3d_blender.core.errors import SA3DError
-from sa3d_blender.core.mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
+from sa3d_blender.core.mesh.mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from sa3d_blender.core.metrics import mesh_distances
 
 # Non-cubic, off-origin box: the voxel size differs per axis (3/63, 2.2/63, 2.5/63).

@@ -7,12 +7,12 @@ import pytest
 import torch
 import trimesh
 
-from sa3d_blender.core.datasets import load_dataset
-from sa3d_blender.core.field_checkpoint import load_field
-from sa3d_blender.core.mesh_extraction import ExtractionSettings
+from sa3d_blender.core.data.datasets import load_dataset
+from sa3d_blender.core.field.field_checkpoint import load_field
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.mesh.mesh_extraction import ExtractionSettings
+from sa3d_blender.core.mesh.object_export import SURFACE_LENGTH_FRACTION, extract_object, solid_mask, surface_opacity
 from sa3d_blender.core.metrics import mesh_distances
-from sa3d_blender.core.object_export import SURFACE_LENGTH_FRACTION, extract_object, solid_mask, surface_opacity
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
 from test_view_cache import tiny_field_path
 
 
@@ -128,7 +128,7 @@ def test_an_object_with_nothing_under_it_is_not_cut():
 def test_a_forward_facing_mask_does_not_reach_to_infinity():
     """NDC grid: an object at depth ~2 and fog at the far end of the box (z' near 1, depth ~100), both in the mask as
     the far slab seen through the object's pixels can be: the mesh is the object, not a part 100 units away."""
-    from sa3d_blender.core.field_space import NDCSpace
+    from sa3d_blender.core.field.field_space import NDCSpace
 
     space = NDCSpace(pose=tuple(map(tuple, np.eye(4))), near=1.0, sx=2.0, sy=2.0, xy_extent=(1.0, 1.0))
     field = VoxelField(space.field_bbox(), (48, 48, 48), FieldConfig(), space=space)

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from sa3d_blender.core.cameras import Cameras
-from sa3d_blender.core.training import PixelBank
+from sa3d_blender.core.data.cameras import Cameras
+from sa3d_blender.core.field.training import PixelBank
 
 
 def test_batches_match_the_full_view_rays_and_colours():

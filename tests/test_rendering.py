@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.rendering import (TERMINATE_TRANSMITTANCE, WINDOW_STEPS, _occupied_samples, _sample_chunks,
+from sa3d_blender.core.field.rendering import (TERMINATE_TRANSMITTANCE, WINDOW_STEPS, _occupied_samples, _sample_chunks,
                                          _segment_transmittance, ray_box_intersection, render_rays)
-from sa3d_blender.core.voxel_field import FieldConfig, VoxelField
+from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 
 
 def _plain_march(field, origins, dirs):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks, reference_view
-from sa3d_blender.core.field_checkpoint import load_field
+from sa3d_blender.core.field.field_checkpoint import load_field
+from sa3d_blender.core.field.training import TrainSettings, evaluate_views
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.sa3d import MASK_LEVEL, SceneSegmenter
-from sa3d_blender.core.training import TrainSettings, evaluate_views
+from sa3d_blender.core.segment.sa3d import MASK_LEVEL, SceneSegmenter
 from test_view_cache import cached_field
 
 SETTINGS = TrainSettings(iterations=700, num_voxels_start=32**3, num_voxels_end=96**3)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.prompts import read_prompts
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.errors import PromptError
 from sa3d_blender.core.evaluation import reference_clicks, reference_view
-from sa3d_blender.core.field_checkpoint import load_field
+from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.sa3d import MASK_LEVEL, SceneSegmenter, nearest_first, read_object_mask, write_object_mask
-from sa3d_blender.core.segmenters import load_segmenter
+from sa3d_blender.core.segment.prompts import read_prompts
+from sa3d_blender.core.segment.sa3d import MASK_LEVEL, SceneSegmenter, nearest_first, read_object_mask, write_object_mask
+from sa3d_blender.core.segment.segmenters import load_segmenter
 from test_view_cache import tiny_field_path
 
 

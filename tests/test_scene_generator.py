@@ -173,7 +173,7 @@ def test_room_preset_has_surroundings_varied_cameras_and_a_ball_in_the_tray(tmp_
 
 
 def test_forward_preset_writes_an_llff_capture_with_depth_bounds(tmp_path):
-    from sa3d_blender.core.datasets import load_dataset
+    from sa3d_blender.core.data.datasets import load_dataset
 
     result = run_make_scene(tmp_path / "fwd", "--preset", "forward", "--views", "8", "--resolution", "40")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sa3d_blender.core.devices import pick_device
 from sa3d_blender.core.errors import CheckpointError, PromptError, SA3DError
-from sa3d_blender.core.segmenters import ImageEmbedding, default_checkpoint, load_segmenter, to_sam_coords
+from sa3d_blender.core.segment.segmenters import ImageEmbedding, default_checkpoint, load_segmenter, to_sam_coords
 
 WEIGHTS = default_checkpoint("mobile_sam")
 needs_weights = pytest.mark.skipif(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sa3d_blender.core.self_prompting import PromptSettings, binarise_rendered, choose_prompts, exclusion_half_size
+from sa3d_blender.core.segment.self_prompting import PromptSettings, binarise_rendered, choose_prompts, exclusion_half_size
 
 H = W = 64
 

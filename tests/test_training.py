@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from sa3d_blender.core.datasets import load_dataset
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.errors import Cancelled
-from sa3d_blender.core.field_checkpoint import load_field, save_field
-from sa3d_blender.core.rendering import render_image
-from sa3d_blender.core.training import TrainSettings, evaluate_views, train_field
+from sa3d_blender.core.field.field_checkpoint import load_field, save_field
+from sa3d_blender.core.field.rendering import render_image
+from sa3d_blender.core.field.training import TrainSettings, evaluate_views, train_field
 
 # a fixed iteration count keeps the result independent of how busy the machine is
 SMALL = dict(iterations=200, num_voxels_start=32**3, num_voxels_end=72**3, occupancy_ramp=150, min_stage_iterations=50)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sa3d_blender.core.trilinear import corner_indices, gather
+from sa3d_blender.core.field.trilinear import corner_indices, gather
 
 
 def _grid_sample_reference(table, shape, coords):

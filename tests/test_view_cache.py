@@ -15,16 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from sa3d_blender.core.datasets import load_dataset
-from sa3d_blender.core.field_checkpoint import load_field, save_field
+from conftest import field_code_digest
 from sa3d_blender.core.cache_folder import cache_root
-from sa3d_blender.core.segmenters import load_segmenter
-from sa3d_blender.core.training import TrainSettings, train_field
-from sa3d_blender.core.view_cache import ViewCache, compute_view_weights
+from sa3d_blender.core.data.datasets import load_dataset
+from sa3d_blender.core.field.field_checkpoint import load_field, save_field
+from sa3d_blender.core.field.training import TrainSettings, train_field
+from sa3d_blender.core.segment.segmenters import load_segmenter
+from sa3d_blender.core.segment.view_cache import ViewCache, compute_view_weights
 
-CORE = Path(__file__).resolve().parents[1] / "sa3d_blender" / "core"
-FIELD_SOURCES = ("voxel_field.py", "field_space.py", "rendering.py", "training.py", "trilinear.py", "datasets.py",
-                 "cameras.py", "lens.py")
 TRAIN_ITERATIONS = 400
 
 
@@ -37,8 +35,7 @@ def cached_field(scene: Path, name: str, settings: TrainSettings) -> Path:
     """A field trained on `scene` with `settings`, cached under the project cache and keyed by the scene, the settings
     and the field code, so it is retrained whenever any of them changes."""
     digest = hashlib.sha256(f"{scene.name}:{settings}".encode())  # the name holds the generator hash; paths differ by machine
-    for source in FIELD_SOURCES:
-        digest.update((CORE / source).read_bytes())
+    digest.update(field_code_digest().encode())
     folder = cache_root() / "fields"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}-{digest.hexdigest()[:12]}.pt"

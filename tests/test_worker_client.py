@@ -14,8 +14,8 @@ from typing import Callable
 
 import pytest
 
-from sa3d_blender.core import field_checkpoint
 from sa3d_blender.core.errors import Cancelled
+from sa3d_blender.core.field import field_checkpoint
 from sa3d_blender.worker.client import Job, WorkerClient, WorkerDied, WorkerError, WorkerStartError
 
 REPO = Path(__file__).resolve().parents[1]

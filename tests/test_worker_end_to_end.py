@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 import trimesh
 
-from sa3d_blender.core.datasets import load_dataset
+from conftest import field_code_digest
+from sa3d_blender.core.cache_folder import cache_root
+from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.cache_folder import cache_root
-from sa3d_blender.core.segmenters import default_checkpoint
+from sa3d_blender.core.segment.segmenters import default_checkpoint
 from sa3d_blender.worker.client import WorkerClient, WorkerError
 
 pytestmark = pytest.mark.slow
 
-CORE = Path(__file__).resolve().parents[1] / "sa3d_blender" / "core"
-FIELD_SOURCES = ["training.py", "voxel_field.py", "rendering.py", "trilinear.py", "field_checkpoint.py"]
 # a small, reproducible field (200 iterations were too few for a 0.5-opacity surface), ~1-2 min on 1 thread
 TRAIN = {"iterations": 300, "settings": {"num_voxels_start": 32**3, "num_voxels_end": 96**3}}
 OBJECT = "duck"
@@ -39,8 +38,7 @@ def worker(tmp_path_factory):
 def tiny_field(worker, tiny_scene) -> Path:
     """The tiny scene's field, trained by the worker once per scene and field-code version, then reused."""
     digest = hashlib.sha256(json.dumps(TRAIN, sort_keys=True).encode())
-    for name in FIELD_SOURCES:
-        digest.update((CORE / name).read_bytes())
+    digest.update(field_code_digest().encode())
     path = cache_root() / "test_fields" / f"worker-{tiny_scene.name}-{digest.hexdigest()[:12]}.pt"
     if not path.is_file():
         worker.call("train", dataset=str(tiny_scene), checkpoint=str(path), **TRAIN)

@@ -21,15 +21,15 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..core.cameras import Cameras
+from ..core.data.cameras import Cameras
 from ..core.errors import SA3DError
-from ..core.prompts import read_prompts
+from ..core.segment.prompts import read_prompts
 from ..worker.client import WorkerClient, WorkerDied
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
 from .op_setup_worker import worker_venv_folder
-from .workflow import extract_and_import_steps, load_dataset_steps, load_field_steps, segment_request, train_steps
 from .worker_session import WorkerSettings, default_worker_python
+from .workflow import extract_and_import_steps, load_dataset_steps, load_field_steps, segment_request, train_steps
 
 log = logging.getLogger(__name__)
 

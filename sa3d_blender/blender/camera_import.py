@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.cameras import Cameras
+from ..core.data.cameras import Cameras
 
 log = logging.getLogger(__name__)
 

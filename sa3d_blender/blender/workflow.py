@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bpy
 
-from ..core.cameras import Cameras
+from ..core.data.cameras import Cameras
 from ..core.errors import DatasetError
 from .addon_id import ADDON_ID
 from .camera_import import find_nerf_space, import_cameras

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from ..core.atomic_files import atomic_write
-from ..core.evaluation import comparison_image, evaluate_scene, prompts_of
-from ..core.image_io import write_png
+from ..core.data.image_io import write_png
 from ..core.errors import DatasetError
+from ..core.evaluation import comparison_image, evaluate_scene, prompts_of
 from .segment import add_common_arguments, log_progress, open_scene
 
 log = logging.getLogger(__name__)

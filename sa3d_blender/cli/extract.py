@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 from ..core.errors import InputFileError
-from ..core.field_checkpoint import load_field
-from ..core.mesh_extraction import ExtractionSettings, write_mesh
-from ..core.object_export import extract_object
-from ..core.sa3d import read_object_mask
-from ..core.view_cache import field_identity
+from ..core.field.field_checkpoint import load_field
+from ..core.mesh.mesh_extraction import ExtractionSettings, write_mesh
+from ..core.mesh.object_export import extract_object
+from ..core.segment.sa3d import read_object_mask
+from ..core.segment.view_cache import field_identity
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.datasets import load_dataset
+from ..core.data.datasets import load_dataset
+from ..core.data.image_io import write_png
 from ..core.devices import pick_device
 from ..core.errors import SA3DError
-from ..core.field_checkpoint import load_field
-from ..core.image_io import write_png
+from ..core.field.field_checkpoint import load_field
+from ..core.field.rendering import render_image
 from ..core.metrics import psnr
-from ..core.rendering import render_image
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.data.image_io import mask_overlay, write_png
 from ..core.errors import PromptError, SA3DError
-from ..core.field_checkpoint import load_field
-from ..core.image_io import mask_overlay, write_png
+from ..core.field.field_checkpoint import load_field
 from ..core.metrics import mask_iou
-from ..core.prompts import ObjectPrompt, read_prompts
-from ..core.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
-from ..core.segmenters import load_segmenter
+from ..core.segment.prompts import ObjectPrompt, read_prompts
+from ..core.segment.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
+from ..core.segment.segmenters import load_segmenter
 from .train import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ import logging
 import time
 from pathlib import Path
 
-from ..core.datasets import DEFAULT_PIXEL_BUDGET, SCENE_TYPES, load_dataset
+from ..core.data.datasets import DEFAULT_PIXEL_BUDGET, SCENE_TYPES, load_dataset
 from ..core.devices import pick_device
-from ..core.field_checkpoint import save_field
-from ..core.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
-from ..core.voxel_field import FieldConfig
+from ..core.field.field_checkpoint import save_field
+from ..core.field.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
+from ..core.field.voxel_field import FieldConfig
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-from .dataset_files import resize_image
+from .data.dataset_files import resize_image
 from .errors import DatasetError, PromptError, SA3DError
-from .mesh_extraction import ExtractionSettings, write_mesh
+from .mesh.mesh_extraction import ExtractionSettings, write_mesh
+from .mesh.object_export import extract_object
 from .metrics import mask_accuracy, mask_iou, mesh_distances
-from .object_export import extract_object
-from .sa3d import MASK_LEVEL, SA3DSettings, SceneSegmenter
+from .segment.sa3d import MASK_LEVEL, SA3DSettings, SceneSegmenter
 
 log = logging.getLogger(__name__)
 

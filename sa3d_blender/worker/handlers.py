@@ -21,17 +21,17 @@ import numpy as np
 import torch
 
 from ..core.atomic_files import atomic_write
-from ..core import field_checkpoint
-from ..core.datasets import Dataset, load_dataset
+from ..core.data.datasets import Dataset, load_dataset
 from ..core.devices import pick_device
 from ..core.errors import CheckpointError, SA3DError
-from ..core.mesh_extraction import MESH_FORMATS, ExtractionSettings, write_mesh
-from ..core.object_export import extract_object
-from ..core.sa3d import SA3DSettings, SceneSegmenter
-from ..core.segmenters import Segmenter, load_segmenter
-from ..core.self_prompting import PromptSettings
-from ..core.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
-from ..core.voxel_field import FieldConfig
+from ..core.field import field_checkpoint
+from ..core.field.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
+from ..core.field.voxel_field import FieldConfig
+from ..core.mesh.mesh_extraction import MESH_FORMATS, ExtractionSettings, write_mesh
+from ..core.mesh.object_export import extract_object
+from ..core.segment.sa3d import SA3DSettings, SceneSegmenter
+from ..core.segment.segmenters import Segmenter, load_segmenter
+from ..core.segment.self_prompting import PromptSettings
 
 log = logging.getLogger(__name__)
 

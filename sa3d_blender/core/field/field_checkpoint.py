@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic_files import atomic_write
-from .cameras import Cameras
-from .errors import CheckpointError
+from ..atomic_files import atomic_write
+from ..data.cameras import Cameras
+from ..errors import CheckpointError
 from .field_space import space_from_dict
 from .voxel_field import FieldConfig, VoxelField
 

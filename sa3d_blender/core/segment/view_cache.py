@@ -18,13 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .atomic_files import atomic_write
-from .cameras import Cameras
+from ..atomic_files import atomic_write
+from ..cache_folder import cache_root
+from ..data.cameras import Cameras
+from ..field.rendering import render_image, render_rays
+from ..field.voxel_field import VoxelField
 from .embedding_cache import EmbeddingCache
-from .rendering import render_image, render_rays
-from .cache_folder import cache_root
 from .segmenters import ImageEmbedding, Segmenter
-from .voxel_field import VoxelField
 
 log = logging.getLogger(__name__)
 

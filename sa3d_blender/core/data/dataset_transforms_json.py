@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .cameras import Cameras, rigid_pose_problem
 from .dataset_files import image_size, read_json, resolve_image
 from .dataset_parsed import ParsedScene
-from .errors import DatasetError
 from .lens import COEFFICIENTS as DISTORTION_KEYS
 
 

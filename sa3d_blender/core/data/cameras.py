@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PromptError
+from ..errors import PromptError
 from .lens import COEFFICIENTS, distort, undistort
 
 # How far R^T R may be from the identity before a pose counts as not rigid. Poses written with 6 decimals are ~1e-6 off;

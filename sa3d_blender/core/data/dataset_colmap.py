@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .cameras import Cameras
 from .dataset_files import image_size
 from .dataset_parsed import ParsedScene
-from .errors import DatasetError
 
 MODEL_FILES = ("cameras", "images", "points3D")
 # COLMAP model name -> (names of its parameters, fisheye); k1..k4, p1, p2 missing from a model are zero

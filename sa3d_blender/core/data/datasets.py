@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .cameras import Cameras
 from .dataset_bbox import bbox_from_cameras, bbox_from_points
 from .dataset_colmap import find_model, read_colmap
@@ -18,7 +19,6 @@ from .dataset_ground_truth import GroundTruth, ObjectInfo, read_ground_truth
 from .dataset_llff import read_poses_bounds
 from .dataset_parsed import ParsedScene
 from .dataset_transforms_json import read_nerf_synthetic, read_transforms_json
-from .errors import DatasetError
 
 __all__ = ["Dataset", "GroundTruth", "ObjectInfo", "load_dataset", "holdout_split"]
 

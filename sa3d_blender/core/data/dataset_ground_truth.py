@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import DatasetError
 from .cameras import Cameras
 from .dataset_files import read_json
-from .errors import DatasetError
 
 SCHEMA_VERSION = 1
 FILE_NAME = "ground_truth.json"

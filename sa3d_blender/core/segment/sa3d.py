@@ -22,16 +22,16 @@ from typing import Callable
 
 import numpy as np
 
-from .atomic_files import atomic_write
-from .dataset_files import resize_image
-from .datasets import Dataset
-from .errors import InputFileError, PromptError
+from ..atomic_files import atomic_write
+from ..data.dataset_files import resize_image
+from ..data.datasets import Dataset
+from ..errors import InputFileError, PromptError
+from ..field.voxel_field import VoxelField
+from ..metrics import mask_iou
 from .mask_grid import MaskGrid
-from .metrics import mask_iou
 from .segmenters import Segmenter, SegmenterResult
 from .self_prompting import Prompts, PromptSettings, binarise_rendered, choose_prompts
 from .view_cache import ViewCache, ViewData
-from .voxel_field import VoxelField
 
 log = logging.getLogger(__name__)
 

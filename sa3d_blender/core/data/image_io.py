@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic_files import atomic_write
+from ..atomic_files import atomic_write
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

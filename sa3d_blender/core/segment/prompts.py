@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cameras import Cameras
-from .errors import PromptError
+from ..data.cameras import Cameras
+from ..errors import PromptError
 
 
 @dataclass

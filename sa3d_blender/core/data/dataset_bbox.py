@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .cameras import Cameras
-from .errors import DatasetError
 
 # Smallest eigenvalue (per camera) of the normal matrix of the axis-intersection problem below which the optical
 # axes count as parallel (a spread of about 2.5 degrees): their closest point is then too ill-defined to centre on.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
 PICKLE_MAGIC = b"\x80"  # legacy torch.save format starts with a pickle protocol marker

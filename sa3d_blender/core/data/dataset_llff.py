@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from .cameras import Cameras, rotation_problem
 from .dataset_bbox import bbox_from_depth_range
 from .dataset_files import image_size
 from .dataset_parsed import ParsedScene
-from .errors import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # image folders of an LLFF capture, full size first: the usual download holds only the downsampled ones

@@ -13,8 +13,8 @@ import trimesh
 from scipy import ndimage
 from skimage import measure
 
-from .atomic_files import atomic_write
-from .errors import SA3DError
+from ..atomic_files import atomic_write
+from ..errors import SA3DError
 
 log = logging.getLogger(__name__)
 

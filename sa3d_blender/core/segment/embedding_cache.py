@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .atomic_files import atomic_write
+from ..atomic_files import atomic_write
 from .segmenters import ImageEmbedding, Segmenter, to_uint8_rgb
 
 log = logging.getLogger(__name__)

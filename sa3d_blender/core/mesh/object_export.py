@@ -7,9 +7,9 @@ import torch
 import trimesh
 from scipy import ndimage
 
+from ..field.voxel_field import VoxelField
 from .mesh_extraction import ExtractionSettings, extract_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
-from .voxel_field import VoxelField
 
 
 # The surface is where a ray's opacity over this fraction of the inner region's diagonal reaches the extraction level.

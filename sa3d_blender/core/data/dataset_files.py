@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 # Suffixes tried when a frame's file_path has none (original NeRF synthetic writes "./train/r_0")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")

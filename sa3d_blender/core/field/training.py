@@ -11,9 +11,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .metrics import psnr
-from .rendering import render_image, render_rays
+from ..metrics import psnr
 from .field_space import FieldSpace, contraction_around, ndc_for_cameras
+from .rendering import render_image, render_rays
 from .voxel_field import FieldConfig, VoxelField, grid_shape_for
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from .cache_folder import cache_root, file_sha256
-from .devices import pick_device
-from .errors import CheckpointError, PromptError, SA3DError
+from ..cache_folder import cache_root, file_sha256
+from ..devices import pick_device
+from ..errors import CheckpointError, PromptError, SA3DError
 from .segmenter_checkpoints import check_kind, read_state_dict
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Objects out: marching cubes, the support-plane cut and the exported coloured mesh."""
