@@ -38,7 +38,7 @@ train, ev, batch = last("train.json"), last("eval.json"), last("batch.json")
 print("\n=== summary ===")
 print(f"field: test PSNR {train['test_psnr']:.2f} dB after {train['iterations']} iterations ({train['train_seconds']:.0f} s)")
 print(f"SA3D, mean over objects: test-view IoU {ev['mean']['iou']:.3f} (single-view SAM {ev['mean']['baseline_iou']:.3f}), "
-      f"mesh F-score {ev['mean']['fscore']:.3f}")
+      f"mesh F-score at 1 % of each object's diagonal {ev['mean']['fscore']:.3f} (0.5 %: {ev['mean']['fscore_fine']:.3f})")
 print(f"comparison image: {ev['comparison_png']}")
 print(f"meshes: {out / 'eval' / 'meshes'}")
 for key in ("blend", "preview"):

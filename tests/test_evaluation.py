@@ -29,12 +29,14 @@ def test_reference_clicks_start_deepest_inside_and_spread_out():
 
 
 def test_table_lists_every_object_and_the_mean():
-    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "baseline_iou": 0.9, "fscore": 1.0,
-                                    "chamfer": 0.006, "used_views": 18, "segment_seconds": 9.5}},
+    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "baseline_iou": 0.9, "fscore": 0.9, "fscore_fine": 0.6,
+                                    "parts": 3, "truth_parts": 1, "used_views": 18, "segment_seconds": 9.5}},
                "mean": {"iou": 0.95}}
     lines = format_table(summary).splitlines()
-    assert lines[0].split()[:3] == ["object", "IoU", "Acc"]
-    assert lines[2].split()[:3] == ["duck", "0.950", "0.990"] and lines[2].split()[6] == "18"
+    assert lines[0].split()[:3] == ["object", "IoU", "Acc"] and "F@1%" in lines[0] and "GT parts" in lines[0]
+    cells = lines[2].split()
+    assert cells[:3] == ["duck", "0.950", "0.990"] and cells[4:6] == ["0.900", "0.600"]
+    assert cells[9:12] == ["3", "1", "18"]
     assert lines[3].split()[:3] == ["mean", "0.950", "-"]
 
 
@@ -46,4 +48,8 @@ def test_can_scores_on_held_out_views(tiny_scene):
     assert set(result["per_view"]) == {scene.cameras.names[int(i)] for i in scene.dataset.test}
     assert result["iou"] >= 0.8 and result["accuracy"] >= 0.98, result
     assert 0.0 <= result["baseline_iou"] <= 1.0
-    assert result["fscore"] >= 0.5 and result["chamfer"] < 0.1, result
+    # honest thresholds: 1 % of the can's own diagonal is 4 mm on this 96-px scene's grid; measured F 0.26,
+    # 0.5 %: 0.07, normals 0.90, one part, Chamfer 9 mm
+    assert result["fscore"] >= 0.15 and result["fscore_fine"] <= result["fscore"] and result["chamfer"] < 0.05, result
+    assert 0.0 < result["precision"] <= 1.0 and 0.0 < result["recall"] <= 1.0
+    assert result["normal_consistency"] >= 0.75 and result["parts"] >= 1 and result["truth_parts"] >= 1, result

@@ -87,7 +87,7 @@ def _pixel_view() -> ViewWeights:
                        np.ones((H, W), np.float32), np.ones((H, W), np.float32))
 
 
-def test_an_object_inside_another_survives_in_either_order_and_exclusive_keeps_it_apart():
+def test_an_object_inside_another_survives_in_either_order_and_leaves_its_container():
     view = _pixel_view()
     tray = np.zeros((H, W), bool)
     tray[1:5, 1:6] = True  # the tray's SAM mask rightly includes the ball lying in it
@@ -102,7 +102,11 @@ def test_an_object_inside_another_survives_in_either_order_and_exclusive_keeps_i
         masks = grid.masks()
         pixels = {name: m.reshape(-1)[:H * W].reshape(H, W) for name, m in masks.items()}
         np.testing.assert_array_equal(pixels["ball"], ball)  # not erased by the tray's masks
-        np.testing.assert_array_equal(pixels["tray"], tray)  # the tray, ball included
+        np.testing.assert_array_equal(pixels["tray"], tray & ~ball)  # the ball is an object of its own now
         exclusive = {name: m.reshape(-1)[:H * W].reshape(H, W) for name, m in grid.masks(exclusive=True).items()}
         np.testing.assert_array_equal(exclusive["ball"], ball)
         np.testing.assert_array_equal(exclusive["tray"], tray & ~ball)
+    alone = MaskGrid(SHAPE)
+    alone.reset("tray")
+    alone.add_view("tray", view, tray, 1.0)
+    np.testing.assert_array_equal(alone.masks()["tray"].reshape(-1)[:H * W].reshape(H, W), tray)  # no ball yet: all of it

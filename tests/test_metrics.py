@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from sa3d_blender.core.metrics import mask_accuracy, mask_iou, mesh_distances, psnr
+from sa3d_blender.core.metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances, psnr
 
 PRED = np.array([[1, 1, 0], [0, 1, 0]])
 GT = np.array([[1, 0, 0], [0, 1, 1]])  # TP 2, FP 1, FN 1, TN 2
@@ -45,7 +45,22 @@ def test_psnr_of_known_mse():
 def test_identical_meshes_have_zero_distance():
     sphere = trimesh.creation.icosphere(subdivisions=3)
     result = mesh_distances(sphere, sphere.copy(), threshold=0.01)
-    assert result == {"chamfer": 0.0, "precision": 1.0, "recall": 1.0, "fscore": 1.0}
+    assert result == {"chamfer": 0.0, "precision": 1.0, "recall": 1.0, "fscore": 1.0,
+                      "normal_consistency": pytest.approx(1.0)}
+
+
+def test_normal_consistency_of_a_cube_against_a_sphere_inside_it():
+    # on the sphere's nearest-point pairs with the cube, |cos| averages well below 1; a copy of the cube scores 1
+    cube = trimesh.creation.box(extents=(2, 2, 2))
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    assert mesh_distances(cube, cube.copy(), threshold=0.1)["normal_consistency"] == pytest.approx(1.0)
+    assert 0.6 < mesh_distances(sphere, cube, threshold=0.1)["normal_consistency"] < 0.95
+
+
+def test_connected_parts_counts_pieces_that_share_no_edge():
+    two = trimesh.util.concatenate([trimesh.creation.box(), trimesh.creation.box().apply_translation([3, 0, 0])])
+    assert connected_parts(two) == 2 and connected_parts(trimesh.creation.icosphere()) == 1
+    assert connected_parts(trimesh.Trimesh()) == 0
 
 
 def test_unit_cube_against_cube_shifted_along_x():
@@ -73,4 +88,4 @@ def test_unit_cube_against_cube_shifted_along_x():
 def test_empty_prediction_scores_zero_without_crashing():
     empty = trimesh.Trimesh(vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), dtype=int))
     result = mesh_distances(empty, trimesh.creation.box(), threshold=0.1)
-    assert result == {"chamfer": math.inf, "precision": 0.0, "recall": 0.0, "fscore": 0.0}
+    assert result == {"chamfer": math.inf, "precision": 0.0, "recall": 0.0, "fscore": 0.0, "normal_consistency": 0.0}

@@ -40,16 +40,20 @@ def _iou(scene: SceneSegmenter, name: str) -> float:
 
 
 def test_objects_on_the_floor_segment_from_clicks_on_one_view(room, segmenter):
+    """All five in one run, scored once all are segmented (as `segment --prompts` writes them): the ball lying in the
+    tray is segmented after the tray and still comes out whole, and then leaves the tray's mask."""
     field, dataset = room
     scene = SceneSegmenter(field, dataset, segmenter)
     gt = dataset.ground_truth
-    ious = {}
-    for name in ("duck", "box", "can", "tray", "ball"):
+    names = ("duck", "box", "can", "tray", "ball")
+    for name in names:
         index = gt.object(name).index
         view = reference_view(scene, index)
         clicks = reference_clicks(gt.load_mask(view) == index)
         scene.segment(name, view, clicks, np.ones(len(clicks)))
-        ious[name] = _iou(scene, name)
+    ious = {name: _iou(scene, name) for name in names}
     print(ious)
-    # measured 0.95, 0.96, 0.94 (the tray 0.62 and the ball lying in it 0.16: nested objects are not solved yet)
+    # measured on this reduced room (30 views at 112 px, 96^3 grid): 0.94, 0.96, 0.93, tray 0.63, ball 0.30 (the ball
+    # is ~8 px across here; on the full room preset at defaults: tray 0.882, ball 0.911)
     assert min(ious[n] for n in ("duck", "box", "can")) >= 0.88, ious
+    assert ious["tray"] >= 0.55 and ious["ball"] >= 0.2, ious

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..core.errors import PromptError, SA3DError
 from ..core.field.field_checkpoint import load_field
 from ..core.metrics import mask_iou
 from ..core.segment.prompts import ObjectPrompt, read_prompts
-from ..core.segment.sa3d import MASK_LEVEL, SceneSegmenter, write_object_mask
+from ..core.segment.sa3d import MASK_LEVEL, ObjectResult, SceneSegmenter, write_object_mask
 from ..core.segment.segmenters import load_segmenter
 from .train import add_dataset_arguments, open_dataset
 
@@ -76,40 +77,41 @@ def run(args: argparse.Namespace) -> dict:
         except PromptError as exc:
             failed[prompt.name] = str(exc)
     scene.prepare(log_progress)
-    objects = {}
+    segmented = {}
     for prompt in prompts:
         if prompt.name in failed:
             continue
         try:
-            objects[prompt.name] = _segment_object(scene, prompt, args.out)
+            segmented[prompt.name] = scene.segment(prompt.name, prompt.view, prompt.points, prompt.labels, prompt.box,
+                                                   prompt.mask_choice, progress=log_progress)
         except SA3DError as exc:
             log.error("%s failed: %s", prompt.name, exc)
             failed[prompt.name] = str(exc)
+    # written once every object is segmented: a ball segmented after its tray still takes itself out of the tray
+    objects = {name: _write_object(scene, result, args.out) for name, result in segmented.items()}
     return {"out": str(args.out), "objects": objects, "failed": failed}
 
 
-def _segment_object(scene: SceneSegmenter, prompt: ObjectPrompt, out: Path) -> dict:
-    gt = scene.dataset.ground_truth
-    result = scene.segment(prompt.name, prompt.view, prompt.points, prompt.labels, prompt.box, prompt.mask_choice,
-                           progress=log_progress)
-    write_object_mask(out / f"{prompt.name}.npz", result, scene.cache.field_id)
+def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path) -> dict:
+    gt, name = scene.dataset.ground_truth, result.name
+    write_object_mask(out / f"{name}.npz", replace(result, grid=scene.object_grid(name)), scene.cache.field_id)
     summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
                "seconds": round(result.seconds, 2)}
     ious = {}
     for i in scene.dataset.test:
-        name = scene.cameras.names[int(i)]
+        view = scene.cameras.names[int(i)]
         full = scene.full_cameras
-        mask = scene.render_mask(prompt.name, int(i), size=(full.width[i], full.height[i])) > MASK_LEVEL
-        write_png(out / "masks" / prompt.name / f"{name}.png", mask.astype(np.uint8) * 255)
+        mask = scene.render_mask(name, int(i), size=(full.width[i], full.height[i])) > MASK_LEVEL
+        write_png(out / "masks" / name / f"{view}.png", mask.astype(np.uint8) * 255)
         if scene.cameras.image_paths[i] is not None:
             image = scene.dataset.load_image(int(i))
-            shown = scene.render_mask(prompt.name, int(i), size=(image.shape[1], image.shape[0])) > MASK_LEVEL
-            write_png(out / "overlays" / prompt.name / f"{name}.png", mask_overlay(image, shown))
-        if gt is not None and prompt.name in [o.name for o in gt.objects]:
-            ious[name] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(prompt.name).index)
+            shown = scene.render_mask(name, int(i), size=(image.shape[1], image.shape[0])) > MASK_LEVEL
+            write_png(out / "overlays" / name / f"{view}.png", mask_overlay(image, shown))
+        if gt is not None and name in [o.name for o in gt.objects]:
+            ious[view] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(name).index)
     if ious:
         summary["test_iou"] = float(np.mean(list(ious.values())))
-    log.info("%s: %s", prompt.name, summary)
+    log.info("%s: %s", name, summary)
     return summary
 
 

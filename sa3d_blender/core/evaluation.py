@@ -1,5 +1,6 @@
 """Score SA3D on a scene with ground truth: automatic clicks, test-view mask IoU / accuracy, a single-view SAM baseline,
-and the extracted mesh's Chamfer distance / F-score against the ground-truth mesh.
+and the extracted mesh against the ground-truth mesh (F-score, precision, recall at 1 % and 0.5 % of the object's own
+diagonal, Chamfer distance, normal consistency, connected parts).
 
 Clicks and scores are in the pixels of the image files (the ground-truth masks' size), whatever the working resolution.
 """
@@ -19,8 +20,8 @@ from .data.dataset_files import resize_image
 from .errors import DatasetError, PromptError, SA3DError
 from .mesh.mesh_extraction import ExtractionSettings, write_mesh
 from .mesh.object_export import extract_object
-from .metrics import mask_accuracy, mask_iou, mesh_distances
-from .segment.sa3d import MASK_LEVEL, SA3DSettings, SceneSegmenter
+from .metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances
+from .segment.sa3d import MASK_LEVEL, ObjectResult, SA3DSettings, SceneSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class EvalSettings:
     max_clicks: int = 3  # positive clicks on the reference view
     sa3d: SA3DSettings = dc_field(default_factory=SA3DSettings)
     extraction: ExtractionSettings = dc_field(default_factory=ExtractionSettings)
-    fscore_fraction: float = 0.02  # F-score distance threshold, as a fraction of the dataset box diagonal
+    # F-score distance thresholds as fractions of each object's ground-truth bounding-box diagonal: "fscore" (also
+    # precision, recall) at the first, "fscore_fine" at the second
+    fscore_fractions: tuple[float, float] = (0.01, 0.005)
     meshes: bool = True  # extract and score meshes (the slowest part after SAM)
 
 
@@ -61,10 +64,19 @@ def reference_view(segmenter: SceneSegmenter, object_index: int) -> int:
     return segmenter.views[int(np.argmax(areas))]
 
 
-def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings = EvalSettings(),
-                    progress: Progress | None = None, mesh_dir: Path | None = None) -> dict:
-    """Segment `name` from automatic clicks and score it on every test view (and its mesh, written to
-    mesh_dir/<name>.ply when given). Needs ground truth."""
+@dataclass
+class Segmented:
+    """An object segmented from automatic clicks, waiting to be scored."""
+
+    name: str
+    view: int  # the reference view the clicks are on
+    clicks: np.ndarray  # [N,2] pixels of the image file
+    result: ObjectResult
+
+
+def segment_reference(segmenter: SceneSegmenter, name: str, settings: EvalSettings = EvalSettings(),
+                      progress: Progress | None = None) -> Segmented:
+    """Segment `name` from automatic clicks on the view where its ground-truth mask is largest."""
     dataset = segmenter.dataset
     if dataset.ground_truth is None:
         raise DatasetError(dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
@@ -73,8 +85,16 @@ def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings
     clicks = reference_clicks(dataset.ground_truth.load_mask(view) == info.index, settings.max_clicks)
     result = segmenter.segment(name, view, clicks, np.ones(len(clicks), dtype=np.int64), settings=settings.sa3d,
                                progress=progress)
-    click_point = _click_world_point(segmenter, view, clicks[0])
+    return Segmented(name, view, clicks, result)
 
+
+def score_object(segmenter: SceneSegmenter, segmented: Segmented, settings: EvalSettings = EvalSettings(),
+                 mesh_dir: Path | None = None) -> dict:
+    """Score a segmented object with its 3-D mask as it stands now on every test view (and its mesh, written to
+    mesh_dir/<name>.ply when given)."""
+    dataset, name = segmenter.dataset, segmented.name
+    info = dataset.ground_truth.object(name)
+    click_point = _click_world_point(segmenter, segmented.view, segmented.clicks[0])
     per_view = {}
     for i in dataset.test:
         i = int(i)
@@ -87,28 +107,40 @@ def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings
         }
     scores = {key: float(np.mean([v[key] for v in per_view.values()])) for key in
               ("iou", "accuracy", "baseline_iou", "baseline_accuracy")}
-    out = {"name": name, "reference_view": dataset.cameras.names[view], "clicks": clicks.tolist(), **scores,
-           "used_views": len(result.used_views), "skipped_views": result.skipped_views,
+    result = segmented.result
+    out = {"name": name, "reference_view": dataset.cameras.names[segmented.view], "clicks": segmented.clicks.tolist(),
+           **scores, "used_views": len(result.used_views), "skipped_views": result.skipped_views,
            "segment_seconds": result.seconds, "per_view": per_view}
     if settings.meshes:
-        out.update(_mesh_scores(segmenter, result.grid, info.mesh_path, settings, mesh_dir, name))
+        out.update(_mesh_scores(segmenter, name, info.mesh_path, settings, mesh_dir))
     return out
+
+
+def evaluate_object(segmenter: SceneSegmenter, name: str, settings: EvalSettings = EvalSettings(),
+                    progress: Progress | None = None, mesh_dir: Path | None = None) -> dict:
+    """segment_reference, then score_object. Needs ground truth."""
+    return score_object(segmenter, segment_reference(segmenter, name, settings, progress), settings, mesh_dir)
 
 
 def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSettings(),
                    progress: Progress | None = None, mesh_dir: Path | None = None) -> dict:
-    """evaluate_object for every ground-truth object, their means and a printable table."""
+    """Every ground-truth object segmented, then each scored with the final masks (an object nested in another is
+    taken out of its container only once both are segmented, as in `segment --prompts`); means and a table."""
     objects = segmenter.dataset.ground_truth.objects if segmenter.dataset.ground_truth else []
-    results = {}
+    results, segmented = {}, []
     for k, info in enumerate(objects):
         if progress is not None:
             progress(k / len(objects), f"object {info.name} ({k + 1}/{len(objects)})")
         try:
-            results[info.name] = evaluate_object(segmenter, info.name, settings, mesh_dir=mesh_dir)
+            segmented.append(segment_reference(segmenter, info.name, settings))
         except PromptError as exc:  # one object SA3D cannot place must not hide the others' scores
             log.warning("object %s failed: %s", info.name, exc)
             results[info.name] = {"name": info.name, "error": str(exc), "iou": 0.0, "accuracy": float("nan")}
-    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "fscore", "chamfer", "segment_seconds")
+    for done in segmented:
+        results[done.name] = score_object(segmenter, done, settings, mesh_dir)
+    results = {info.name: results[info.name] for info in objects}
+    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "fscore", "fscore_fine", "precision", "recall",
+            "normal_consistency", "chamfer", "segment_seconds")
     mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
     summary = {"objects": results, "mean": mean}
     summary["table"] = format_table(summary)
@@ -138,8 +170,9 @@ def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
 
 
 def format_table(summary: dict) -> str:
-    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("fscore", "F@2%"),
-               ("chamfer", "Chamfer"), ("used_views", "views"), ("segment_seconds", "seconds")]
+    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("fscore", "F@1%"),
+               ("fscore_fine", "F@0.5%"), ("precision", "P@1%"), ("recall", "R@1%"), ("normal_consistency", "normals"),
+               ("parts", "parts"), ("truth_parts", "GT parts"), ("used_views", "views"), ("segment_seconds", "seconds")]
     rows = [(name, r) for name, r in summary["objects"].items()] + [("mean", summary["mean"])]
     header = f"{'object':<12}" + "".join(f"{title:>15}" for _, title in columns)
     lines = [header, "-" * len(header)]
@@ -180,19 +213,22 @@ def _single_view_baseline(segmenter: SceneSegmenter, view: int, point: np.ndarra
     return mask if mask.shape == (h, w) else resize_image(mask.astype(np.float32), (w, h), smooth=True) > 0.5
 
 
-def _mesh_scores(segmenter: SceneSegmenter, grid: np.ndarray, mesh_path, settings: EvalSettings,
-                 mesh_dir: Path | None, name: str) -> dict:
-    bbox = segmenter.dataset.bbox
-    threshold = settings.fscore_fraction * float(np.linalg.norm(bbox[1] - bbox[0]))
-    truth = trimesh.load(mesh_path, force="mesh")
+def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: EvalSettings,
+                 mesh_dir: Path | None) -> dict:
+    """F-score at fractions of the object's own bounding-box diagonal (a scene-box fraction is centimetres wide on a
+    room and passes any blob), precision and recall, normal consistency and connected parts against the truth's."""
+    truth = trimesh.load(truth_path, force="mesh")
+    diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
     try:
-        mesh = extract_object(segmenter.field, grid, settings.extraction)
+        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction)
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()
-    scores = mesh_distances(mesh, truth, threshold)
+    coarse, fine = (mesh_distances(mesh, truth, fraction * diagonal) for fraction in settings.fscore_fractions)
     written = {}
     if mesh_dir is not None and len(mesh.faces):
         written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
-    return {**written, "fscore": scores["fscore"], "chamfer": scores["chamfer"], "precision": scores["precision"],
-            "recall": scores["recall"], "fscore_threshold": threshold}
+    return {**written, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
+            "fscore_fine": fine["fscore"], "chamfer": coarse["chamfer"],
+            "normal_consistency": coarse["normal_consistency"], "parts": connected_parts(mesh),
+            "truth_parts": connected_parts(truth), "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}

@@ -55,6 +55,8 @@ def mesh_distances(
       in world units (not squared).
     - ``precision``: fraction of pred samples within ``threshold`` of a gt sample; ``recall``: the converse;
       ``fscore``: their harmonic mean.
+    - ``normal_consistency``: mean |cos| between the face normals of each sample and of its nearest sample on the other
+      surface, both ways (1 = the surfaces are parallel everywhere).
     Distances are to the other surface's *samples*, so they overestimate the point-to-surface distance by roughly the
     sample spacing (≈ ½·sqrt(area / n_points)); raise n_points when that matters.
     An empty prediction scores chamfer = inf and precision = recall = fscore = 0.
@@ -62,19 +64,31 @@ def mesh_distances(
     if len(gt.faces) == 0 or gt.area <= 0:
         raise ValueError("the ground-truth mesh has no surface to compare against")
     if len(pred.faces) == 0 or pred.area <= 0:
-        return {"chamfer": float("inf"), "precision": 0.0, "recall": 0.0, "fscore": 0.0}
+        return {"chamfer": float("inf"), "precision": 0.0, "recall": 0.0, "fscore": 0.0, "normal_consistency": 0.0}
 
-    pred_points, _ = trimesh.sample.sample_surface(pred, n_points, seed=seed)
-    gt_points, _ = trimesh.sample.sample_surface(gt, n_points, seed=seed)
-    pred_to_gt, _ = cKDTree(gt_points).query(pred_points)
-    gt_to_pred, _ = cKDTree(pred_points).query(gt_points)
+    pred_points, pred_faces = trimesh.sample.sample_surface(pred, n_points, seed=seed)
+    gt_points, gt_faces = trimesh.sample.sample_surface(gt, n_points, seed=seed)
+    pred_to_gt, nearest_gt = cKDTree(gt_points).query(pred_points)
+    gt_to_pred, nearest_pred = cKDTree(pred_points).query(gt_points)
 
     precision = float(np.mean(pred_to_gt <= threshold))
     recall = float(np.mean(gt_to_pred <= threshold))
     fscore = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    # |cos| between each sample's face normal and its nearest neighbour's: orientation-free (a mesh may wind inward)
+    pred_normals, gt_normals = pred.face_normals[pred_faces], gt.face_normals[gt_faces]
+    forward = np.abs(np.sum(pred_normals * gt_normals[nearest_gt], axis=1))
+    backward = np.abs(np.sum(gt_normals * pred_normals[nearest_pred], axis=1))
     return {
         "chamfer": float(0.5 * (pred_to_gt.mean() + gt_to_pred.mean())),
         "precision": precision,
         "recall": recall,
         "fscore": float(fscore),
+        "normal_consistency": float(0.5 * (forward.mean() + backward.mean())),
     }
+
+
+def connected_parts(mesh: trimesh.Trimesh) -> int:
+    """Pieces of the mesh that share no edge (floaters and specks count; 0 for an empty mesh)."""
+    if len(mesh.faces) == 0:
+        return 0
+    return len(trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)), min_len=1))

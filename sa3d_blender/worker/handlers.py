@@ -224,13 +224,11 @@ class WorkerSession:
     def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", **settings) -> dict:
         """Mesh object `name` into out_path (+ an .npz of vertices, faces, RGBA colours in the job folder for Blender)."""
         scene = self._scene_segmenter()
-        if name not in scene.results:
-            known = ", ".join(scene.results) or "none yet"
-            raise SA3DError(f"no segmented object named '{name}' to extract (segmented: {known})")
+        grid = scene.object_grid(name)  # PromptError naming the segmented objects when there is no such object
         path = mesh_path(out_path, format)
         extraction = settings_from(ExtractionSettings, settings, "extraction")
         progress(0.0, "extract", f"meshing {name}")
-        mesh = extract_object(self.field, scene.results[name].grid, extraction)
+        mesh = extract_object(self.field, grid, extraction)
         write_mesh(mesh, path)
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}

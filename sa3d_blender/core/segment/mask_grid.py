@@ -101,16 +101,18 @@ class MaskGrid:
         return self.values(name).reshape(self.shape)
 
     def masks(self, exclusive: bool = False) -> dict[str, np.ndarray]:
-        """3-D masks bool [X,Y,Z] per object: V > 0. With `exclusive`, masks do not overlap: an object inside another
-        keeps its vertices and the container loses them; elsewhere a vertex goes to the object with the highest V."""
+        """3-D masks bool [X,Y,Z] per object: V > 0, except that a container gives up what an object nested inside it
+        holds (the tray does not keep the ball once the ball is an object of its own). With `exclusive`, masks do not
+        overlap at all: elsewhere a vertex goes to the object with the highest V."""
         values = {name: self.values(name) for name in self._objects}
-        if not exclusive or len(values) < 2:
-            return {name: (v > 0).reshape(self.shape) for name, v in values.items()}
+        solid = {name: v > 0 for name, v in values.items()}
         names = list(values)
-        stacked = np.stack([values[n] for n in names])
-        for k, inner in enumerate(names):
-            for j, outer in enumerate(names):
-                if j != k and self.inside(inner, outer) and not self.inside(outer, inner):
-                    stacked[j][stacked[k] > 0] = -np.inf
-        winner = np.argmax(stacked, axis=0)
-        return {n: ((stacked[k] > 0) & (winner == k)).reshape(self.shape) for k, n in enumerate(names)}
+        for inner in names:
+            for outer in names:
+                if inner != outer and self.inside(inner, outer) and not self.inside(outer, inner):
+                    solid[outer] &= ~solid[inner]
+        if exclusive and len(names) > 1:
+            stacked = np.stack([np.where(solid[n], values[n], -np.inf) for n in names])
+            winner = np.argmax(stacked, axis=0)
+            solid = {n: solid[n] & (winner == k) for k, n in enumerate(names)}
+        return {n: solid[n].reshape(self.shape) for n in names}

@@ -241,6 +241,15 @@ class SceneSegmenter:
         return (origins + dirs * data.weights.depth.reshape(-1, 1)).reshape(*data.weights.shape, 3)
 
     # --- results --------------------------------------------------------------------------------------------------
+    def object_grid(self, name: str, exclusive: bool = False) -> np.ndarray:
+        """The object's 3-D mask as it stands now, float32 0/1 on the field's vertices [X,Y,Z]: what its mesh and mask
+        files are made from. Unlike the result of segment(), it reflects the objects segmented since (an object
+        nested inside this one is taken out of it)."""
+        if name not in self.mask_grid.names:
+            known = ", ".join(self.mask_grid.names) or "none yet"
+            raise PromptError(f"no segmented object named '{name}' (segmented: {known})")
+        return self.mask_grid.masks(exclusive)[name].astype(np.float32)
+
     def render_mask(self, name: str, view: str | int, exclusive: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
         """Opacity [H,W] in [0,1] of object `name` alone (its 3-D mask V > 0, rendered with the frozen weights) in any
         camera of the dataset; a pixel shows the object where this is > MASK_LEVEL. At the working resolution, or
@@ -248,10 +257,7 @@ class SceneSegmenter:
 
         Rendering the binary 3-D mask rather than thresholding A·V at 0 drops the fringe pixels that only graze the
         object (on the tiny scene: mean test IoU 0.81 -> 0.90)."""
-        if name not in self.mask_grid.names:
-            known = ", ".join(self.mask_grid.names) or "none yet"
-            raise PromptError(f"no segmented object named '{name}' (segmented: {known})")
-        inside = self.mask_grid.masks(exclusive)[name].reshape(-1).astype(np.float32)
+        inside = self.object_grid(name, exclusive).reshape(-1)
         opacity = self.cache.weights(self.view_index(view)).render(inside).astype(np.float32)
         if size is None or tuple(size) == opacity.shape[::-1]:
             return opacity
