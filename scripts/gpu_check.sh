@@ -6,7 +6,7 @@
 #                                      carried wheels, run the device tests with --device cuda, then the field and
 #                                      SA3D benchmarks on the GPU
 #
-# .gpu_check/ holds wheels of what a torch image lacks (segment-anything, MobileSAM, trimesh; pycolmap is imported
+# .gpu_check/ holds wheels of what a torch image lacks (segment-anything, MobileSAM, trimesh, xatlas; pycolmap is imported
 # only for COLMAP folders and, at 38 MB, left out), the MobileSAM weights and the tiny and demo scenes (about 45 MB).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +31,7 @@ rm -rf "$check"
 mkdir -p "$check/wheels" "$check/cache/scenes" "$check/cache/weights"
 "$venv/bin/python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d "$check/wheels" segment-anything==1.0 mobilesam-mirror trimesh
+  -d "$check/wheels" segment-anything==1.0 mobilesam-mirror trimesh xatlas
 cd "$root/tests"
 PYTHONPATH="$root" "$venv/bin/python" - "$check/cache" <<'EOF'
 import shutil, sys

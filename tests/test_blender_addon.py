@@ -377,3 +377,43 @@ def test_preview_mask_shows_the_3d_mask_from_another_dataset_camera(extension_zi
     shown = np.load(tmp_path / "shown.npy")
     assert shown.shape == truth.shape
     assert mask_iou(shown, truth) > 0.8
+
+
+def test_a_textured_mesh_gets_its_uv_map_and_an_srgb_image_material(extension_zip, tmp_path, tiny_scene):
+    from sa3d_blender.core.data.image_io import write_png
+
+    npz, png = tmp_path / "mesh.npz", tmp_path / "mesh_texture.png"
+    texture = np.zeros((8, 8, 3), dtype=np.uint8)
+    texture[:, :4] = (200, 30, 20)  # left half red, right half blue
+    texture[:, 4:] = (20, 40, 210)
+    write_png(png, texture)
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [1, 3, 2]], dtype=np.int32)
+    loop_uv = vertices[faces.ravel(), :2] * 0.5  # the left (red) half of the texture
+    np.savez(npz, vertices=vertices, faces=faces, colors=np.full((4, 4), 255, np.uint8), loop_uv=loop_uv,
+             texture=np.array(str(png)))
+    result = run_addon("""
+import numpy as np
+mesh_import = sys.modules[ADDON + ".sa3d_blender.blender.mesh_import"]
+props.dataset_path = DATASET
+bpy.ops.sa3d.import_scene()
+space = next(o for o in scene.objects if "sa3d_nerf_space" in o)
+obj = mesh_import.import_mesh(scene, "tile", NPZ, space)
+uv = np.empty(2 * len(obj.data.loops), dtype=np.float32)
+obj.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
+nodes = obj.active_material.node_tree.nodes
+image_node = next(n for n in nodes if n.bl_idname == "ShaderNodeTexImage")
+image = image_node.image
+pixels = np.empty(4 * image.size[0] * image.size[1], dtype=np.float32)
+image.pixels.foreach_get(pixels)
+linked = [l.to_socket.name for l in obj.active_material.node_tree.links if l.from_node == image_node]
+bpy.ops.wm.save_as_mainfile(filepath=BLEND)
+report({"uv": uv.reshape(-1, 2).round(4).tolist(), "colorspace": image.colorspace_settings.name,
+        "packed": image.packed_file is not None, "size": list(image.size), "linked": linked,
+        "first_pixel": pixels[:4].round(3).tolist(), "blend": BLEND})
+""", extension_zip, tmp_path, DATASET=str(tiny_scene), NPZ=str(npz), BLEND=str(tmp_path / "tile.blend"))
+    np.testing.assert_allclose(result["uv"], loop_uv, atol=1e-4)
+    assert result["colorspace"] == "sRGB" and result["packed"] and result["size"] == [8, 8]
+    assert result["linked"] == ["Base Color"]
+    # Blender keeps an sRGB byte image's pixels as stored: the red of the file
+    np.testing.assert_allclose(result["first_pixel"][:3], [200 / 255, 30 / 255, 20 / 255], atol=0.01)

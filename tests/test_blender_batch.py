@@ -103,6 +103,9 @@ report({
     "vertices": len(duck.data.vertices),
     "color": [attribute.domain, attribute.data_type] if attribute else None,
     "material": duck.active_material.name if duck.active_material else None,
+    "uv_layers": len(duck.data.uv_layers),
+    "packed_textures": [n.image.colorspace_settings.name for n in duck.active_material.node_tree.nodes
+                        if n.bl_idname == "ShaderNodeTexImage" and n.image is not None and n.image.packed_file],
 })
 """
 
@@ -138,4 +141,5 @@ def test_batch_segments_the_duck_of_the_tiny_scene_after_an_object_that_fails(ti
 
     reopened = run_bpy(REOPEN_SNIPPET, tmp_path, variables={"BLEND": summary["blend"]}, timeout=60)
     assert reopened == {"cameras": len(dataset.cameras), "parent": "NeRF space", "vertices": duck["vertices"],
-                        "color": ["POINT", "FLOAT_COLOR"], "material": "SA3D vertex colours"}
+                        "color": ["POINT", "FLOAT_COLOR"], "material": "SA3D duck", "uv_layers": 1,
+                        "packed_textures": ["sRGB"]}  # the photo texture travels inside the .blend

@@ -36,7 +36,7 @@ def test_table_lists_every_object_and_the_mean():
     assert lines[0].split()[:3] == ["object", "IoU", "Acc"] and "F@1%" in lines[0] and "GT parts" in lines[0]
     cells = lines[2].split()
     assert cells[:3] == ["duck", "0.950", "0.990"] and cells[4:6] == ["0.900", "0.600"]
-    assert cells[9:12] == ["3", "1", "18"]
+    assert cells[9:14] == ["3", "1", "-", "-", "18"]
     assert lines[3].split()[:3] == ["mean", "0.950", "-"]
 
 

@@ -102,6 +102,22 @@ def test_extracted_mesh_sits_where_the_ground_truth_duck_is(worker, segmented, d
     assert colors.shape[1] == 4 and faces.max() < len(vertices)
     truth = trimesh.load(dataset.ground_truth.object(OBJECT).mesh_path, force="mesh").bounds
     assert box_iou(np.stack([vertices.min(0), vertices.max(0)]), truth) >= 0.5
+    # the photo texture beside the PLY (which keeps vertex colours) and uv per face corner for Blender
+    assert reply["texture"] == str(tmp_path / "duck_texture.png") and reply["texture_seen"] > 0.5
+    with np.load(reply["npz"]) as npz:
+        assert npz["loop_uv"].shape == (3 * len(faces), 2) and str(npz["texture"]) == reply["texture"]
+
+
+def test_a_glb_carries_the_photo_texture(worker, segmented, tmp_path):
+    reply = worker.call("extract", name=OBJECT, out_path=str(tmp_path / "duck.glb"), format="glb", texture_size=256)
+    scene = trimesh.load(reply["path"])
+    mesh = next(iter(scene.geometry.values())) if isinstance(scene, trimesh.Scene) else scene
+    image = mesh.visual.material.baseColorTexture
+    assert image.size == (256, 256) and mesh.visual.uv.shape == (len(mesh.vertices), 2)
+    duck = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert (duck[..., 0] > duck[..., 2] + 0.2 * 255).mean() > 0.2  # a yellow duck: red well above blue on its texels
+    plain = worker.call("extract", name=OBJECT, out_path=str(tmp_path / "plain.glb"), format="glb", texture=False)
+    assert "texture" not in plain and not (tmp_path / "plain_texture.png").exists()
 
 
 def test_bad_requests_are_named_and_leave_the_worker_usable(worker, segmented, tmp_path):

@@ -27,6 +27,7 @@ from ..core.segment.prompts import read_prompts
 from ..worker.client import WorkerClient, WorkerDied
 from .camera_import import camera_of_view, import_cameras, use_camera
 from .jobs import run_steps
+from .mesh_import import OBJECT_TAG
 from .op_setup_worker import worker_venv_folder
 from .worker_session import WorkerSettings, default_worker_python
 from .workflow import extract_and_import_steps, load_dataset_steps, load_field_steps, segment_request, train_steps
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> dict:
         for k, entry in enumerate(prompts):
             # one object's failure is reported for that object; the others still run (on a new worker if it died)
             try:
-                summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings))
+                summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings,
+                                                          {o["name"]: o["mesh"] for o in summary["objects"]}))
             except SA3DError as error:
                 log.error("%s failed: %s", entry["name"], error)
                 summary["failed"][entry["name"]] = str(error)
@@ -115,7 +117,10 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract_settings: dict) -> dict:
+def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract_settings: dict,
+                    extracted: dict[str, str]) -> dict:
+    """Segment, extract and import one object; objects extracted earlier (`extracted`: name -> mesh path) that it
+    lies in are extracted again without it."""
     name = entry["name"]
     prompt = {key: entry.get(key) for key in ("view", "points", "labels", "box")}
     prompt["view"] = str(prompt["view"])
@@ -126,6 +131,10 @@ def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract
     segmented = run_steps(client, segment(), _log_progress)
     mesh_path = out / "meshes" / f"{bpy.path.clean_name(name)}.ply"
     obj = run_steps(client, extract_and_import_steps(scene, name, str(mesh_path), extract_settings), _log_progress)
+    for container in segmented.get("containers", []):
+        if container in extracted:
+            run_steps(client, extract_and_import_steps(scene, container, extracted[container], extract_settings),
+                      _log_progress)
     vertices = np.empty(3 * len(obj.data.vertices), dtype=np.float32)
     obj.data.vertices.foreach_get("co", vertices)
     vertices = vertices.reshape(-1, 3)
@@ -167,7 +176,10 @@ def render_preview(scene, cameras: Cameras, view: str, path: Path) -> Path:
     render.image_settings.color_mode = "RGB"
     render.film_transparent = False
     scene.display.shading.light = "STUDIO"
-    scene.display.shading.color_type = "VERTEX"  # the meshes' colour attribute
+    meshes = [obj for obj in scene.objects if obj.get(OBJECT_TAG) is not None]
+    # the photo textures when every mesh has one, else the colour attributes every mesh has
+    textured = bool(meshes) and all(obj.data.uv_layers for obj in meshes)
+    scene.display.shading.color_type = "TEXTURE" if textured else "VERTEX"
     scene.view_settings.view_transform = "Standard"  # show the colours as captured, not tone-mapped
     if scene.world is None:
         scene.world = bpy.data.worlds.new("SA3D preview")

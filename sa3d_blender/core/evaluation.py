@@ -20,7 +20,9 @@ from .data.dataset_files import resize_image
 from .errors import DatasetError, PromptError, SA3DError
 from .mesh.mesh_extraction import ExtractionSettings, write_mesh
 from .mesh.object_export import extract_object
-from .metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances
+from .mesh.rasterize import render_colours
+from .mesh.texture import TexturedMesh, bake_texture
+from .metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances, psnr
 from .segment.sa3d import MASK_LEVEL, ObjectResult, SA3DSettings, SceneSegmenter
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class EvalSettings:
     # precision, recall) at the first, "fscore_fine" at the second
     fscore_fractions: tuple[float, float] = (0.01, 0.005)
     meshes: bool = True  # extract and score meshes (the slowest part after SAM)
+    texture: bool = True  # bake each mesh's photo texture and score both colourings on the test views
 
 
 def reference_clicks(mask: np.ndarray, max_clicks: int = 3) -> np.ndarray:
@@ -140,7 +143,7 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
         results[done.name] = score_object(segmenter, done, settings, mesh_dir)
     results = {info.name: results[info.name] for info in objects}
     keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "fscore", "fscore_fine", "precision", "recall",
-            "normal_consistency", "chamfer", "segment_seconds")
+            "normal_consistency", "chamfer", "appearance_psnr_vertex", "appearance_psnr_texture", "segment_seconds")
     mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
     summary = {"objects": results, "mean": mean}
     summary["table"] = format_table(summary)
@@ -172,7 +175,8 @@ def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
 def format_table(summary: dict) -> str:
     columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("fscore", "F@1%"),
                ("fscore_fine", "F@0.5%"), ("precision", "P@1%"), ("recall", "R@1%"), ("normal_consistency", "normals"),
-               ("parts", "parts"), ("truth_parts", "GT parts"), ("used_views", "views"), ("segment_seconds", "seconds")]
+               ("parts", "parts"), ("truth_parts", "GT parts"), ("appearance_psnr_vertex", "PSNR vcol"),
+               ("appearance_psnr_texture", "PSNR tex"), ("used_views", "views"), ("segment_seconds", "seconds")]
     rows = [(name, r) for name, r in summary["objects"].items()] + [("mean", summary["mean"])]
     header = f"{'object':<12}" + "".join(f"{title:>15}" for _, title in columns)
     lines = [header, "-" * len(header)]
@@ -225,10 +229,46 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()
     coarse, fine = (mesh_distances(mesh, truth, fraction * diagonal) for fraction in settings.fscore_fractions)
-    written = {}
+    written, appearance = {}, {}
+    if len(mesh.faces) and settings.texture:
+        textured = bake_texture(mesh, segmenter.photos())
+        appearance = appearance_psnr(segmenter.dataset, name, mesh, textured)
+        if mesh_dir is not None:
+            written["textured_mesh"] = str(write_mesh(textured.trimesh(), Path(mesh_dir) / f"{name}.glb"))
     if mesh_dir is not None and len(mesh.faces):
         written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
-    return {**written, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
+    return {**written, **appearance, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
             "fscore_fine": fine["fscore"], "chamfer": coarse["chamfer"],
             "normal_consistency": coarse["normal_consistency"], "parts": connected_parts(mesh),
             "truth_parts": connected_parts(truth), "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}
+
+
+MIN_OBJECT_PIXELS = 20  # test views where less of the object is visible say nothing about its colours
+
+
+def appearance_psnr(dataset, name: str, mesh: trimesh.Trimesh, textured: TexturedMesh) -> dict:
+    """PSNR of the mesh rendered from each test camera against the photo, inside the object's ground-truth mask: with
+    its vertex colours and with its photo texture (pixels the mesh misses count as black), and the texture's on the
+    pixels the mesh covers."""
+    index = dataset.ground_truth.object(name).index
+    vertex_rgb = np.asarray(mesh.visual.vertex_colors, dtype=np.float64)[:, :3] / 255.0
+    scores = {"vertex": [], "texture": [], "on_mesh": []}
+    for i in map(int, dataset.test):
+        photo = dataset.load_image(i)
+        truth = dataset.ground_truth.load_mask(i) == index
+        if truth.shape != photo.shape[:2]:
+            truth = resize_image(truth.astype(np.float32), photo.shape[1::-1], smooth=True) > 0.5
+        if truth.sum() < MIN_OBJECT_PIXELS:
+            continue
+        plain, _ = render_colours(np.asarray(mesh.vertices), mesh.faces, dataset.cameras, i, vertex_rgb=vertex_rgb)
+        painted, covered = render_colours(textured.vertices, textured.faces, dataset.cameras, i, uv=textured.uv,
+                                          texture=textured.image)
+        scores["vertex"].append(psnr(plain[truth], photo[truth]))
+        scores["texture"].append(psnr(painted[truth], photo[truth]))
+        scores["on_mesh"].append(psnr(painted[truth & covered], photo[truth & covered]))
+    if not scores["vertex"]:
+        return {}
+    # "on_mesh": the texture alone, where the mesh covers the object (the silhouette's misses left out)
+    return {"appearance_psnr_vertex": float(np.mean(scores["vertex"])),
+            "appearance_psnr_texture": float(np.mean(scores["texture"])),
+            "appearance_psnr_texture_on_mesh": float(np.mean(scores["on_mesh"])), "texture_seen": textured.seen_fraction}

@@ -22,6 +22,7 @@ import torch
 
 from ..core.atomic_files import atomic_write
 from ..core.data.datasets import Dataset, load_dataset
+from ..core.data.image_io import write_png
 from ..core.devices import pick_device
 from ..core.errors import CheckpointError, SA3DError
 from ..core.field import field_checkpoint
@@ -29,6 +30,7 @@ from ..core.field.training import TrainSettings, evaluate_views, evaluation_data
 from ..core.field.voxel_field import FieldConfig
 from ..core.mesh.mesh_extraction import MESH_FORMATS, ExtractionSettings, write_mesh
 from ..core.mesh.object_export import extract_object
+from ..core.mesh.texture import TextureSettings, bake_texture
 from ..core.segment.sa3d import SA3DSettings, SceneSegmenter
 from ..core.segment.segmenters import Segmenter, load_segmenter
 from ..core.segment.self_prompting import PromptSettings
@@ -211,8 +213,10 @@ class WorkerSession:
         scene = self._scene_segmenter()
         result = scene.segment(name, view, points, labels, box, mask_choice, sa3d_settings(settings or {}),
                                lambda fraction, message: progress(fraction, "segment", message))
+        # the objects this one lies in gave it up: meshes already extracted from them are out of date
         return {"name": result.name, "first_view": result.first_view, "used_views": result.used_views,
-                "skipped_views": result.skipped_views, "view_ious": result.view_ious, "seconds": result.seconds}
+                "skipped_views": result.skipped_views, "view_ious": result.view_ious, "seconds": result.seconds,
+                "containers": scene.mask_grid.containers(name)}
 
     def render_mask(self, progress: Progress, name: str, view: str | int) -> dict:
         """The object's opacity in `view`, at the size of the view's image file."""
@@ -221,19 +225,31 @@ class WorkerSession:
         mask = scene.render_mask(name, i, size=(scene.full_cameras.width[i], scene.full_cameras.height[i]))
         return {"path": str(self._save_array(f"mask-{name}", mask.astype(np.float32)))}
 
-    def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", **settings) -> dict:
-        """Mesh object `name` into out_path (+ an .npz of vertices, faces, RGBA colours in the job folder for Blender)."""
+    def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", texture: bool = True,
+                texture_size: int = 1024, **settings) -> dict:
+        """Mesh object `name` into out_path, and an .npz of vertices, faces, RGBA colours (and with `texture`, uv per
+        face corner and the texture PNG's path) in the job folder for Blender. With `texture` the mesh gets a photo
+        texture (<out>_texture.png beside it): GLB and OBJ carry it, PLY keeps vertex colours."""
+        if not 16 <= int(texture_size) <= 8192:
+            raise SA3DError(f"texture_size {texture_size} is outside 16..8192 texels")
         scene = self._scene_segmenter()
         grid = scene.object_grid(name)  # PromptError naming the segmented objects when there is no such object
         path = mesh_path(out_path, format)
         extraction = settings_from(ExtractionSettings, settings, "extraction")
         progress(0.0, "extract", f"meshing {name}")
         mesh = extract_object(self.field, grid, extraction)
-        write_mesh(mesh, path)
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
+        reply = {}
+        if texture:
+            progress(0.5, "extract", f"texturing {name} from the photos")
+            textured = bake_texture(mesh, scene.photos(), TextureSettings(size=int(texture_size)))
+            png = write_png(path.with_name(f"{path.stem}_texture.png"), textured.image)
+            arrays.update(loop_uv=textured.loop_uv.astype(np.float32), texture=np.array(str(png)))
+            reply = {"texture": str(png), "texture_seen": textured.seen_fraction}
+        write_mesh(textured.trimesh() if texture and path.suffix.lower() != ".ply" else mesh, path)
         npz = self._write_file(f"mesh-{name}.npz", lambda f: np.savez(f, **arrays))
-        return {"path": str(path), "vertices": len(mesh.vertices), "faces": len(mesh.faces), "npz": str(npz)}
+        return {"path": str(path), "vertices": len(mesh.vertices), "faces": len(mesh.faces), "npz": str(npz), **reply}
 
     def release(self, progress: Progress | None = None) -> dict:
         """Drop the SAM models and SA3D caches (the dataset and field stay loaded) and give memory back."""

@@ -62,3 +62,24 @@ def interpolate(values: np.ndarray, faces: np.ndarray, face_id: np.ndarray, bary
     covered = face_id >= 0
     corner_values = np.asarray(values)[np.asarray(faces)[face_id[covered]]]  # [N,3,C]
     return np.einsum("nk,nkc->nc", bary[covered], corner_values)
+
+
+def render_colours(vertices: np.ndarray, faces: np.ndarray, cameras, i: int, vertex_rgb: np.ndarray | None = None,
+                   uv: np.ndarray | None = None, texture: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh seen from camera i: float32 sRGB [H,W,3] and the covered pixels bool [H,W]. Colours come from
+    `vertex_rgb` [V,3] in [0,1], or from `texture` (uint8 [S,S,3], top row first) at the vertices' `uv` [V,2]."""
+    xy, depth = cameras.project(i, vertices)
+    in_front = (depth[np.asarray(faces)] > 1e-6).all(axis=1)  # no clipping: a face reaching behind the camera is dropped
+    width, height = int(cameras.width[i]), int(cameras.height[i])
+    face_id, bary = rasterize(xy, np.asarray(faces)[in_front], (width, height), depth=np.maximum(depth, 1e-6))
+    covered = face_id >= 0
+    image = np.zeros((height, width, 3), dtype=np.float32)
+    kept = np.asarray(faces)[in_front]
+    if texture is not None:
+        at = interpolate(uv, kept, face_id, bary)
+        size = np.array([texture.shape[1], texture.shape[0]])
+        texel = np.clip((np.stack([at[:, 0], 1.0 - at[:, 1]], 1) * size).astype(np.int64), 0, size - 1)
+        image[covered] = texture[texel[:, 1], texel[:, 0]] / 255.0
+    else:
+        image[covered] = interpolate(vertex_rgb, kept, face_id, bary)
+    return image, covered

@@ -94,6 +94,11 @@ class MaskGrid:
         size = int(mask.sum())
         return size > 0 and float((mask & self._own_mask(outer)).sum()) >= NESTED_FRACTION * size
 
+    def containers(self, name: str) -> list[str]:
+        """The objects `name` lies inside (their masks give it up: their meshes change once it is segmented)."""
+        return [outer for outer in self._objects
+                if outer != name and self.inside(name, outer) and not self.inside(outer, name)]
+
     def nested(self, a: str, b: str) -> bool:
         return self.inside(a, b) or self.inside(b, a)
 
@@ -108,9 +113,8 @@ class MaskGrid:
         solid = {name: v > 0 for name, v in values.items()}
         names = list(values)
         for inner in names:
-            for outer in names:
-                if inner != outer and self.inside(inner, outer) and not self.inside(outer, inner):
-                    solid[outer] &= ~solid[inner]
+            for outer in self.containers(inner):
+                solid[outer] &= ~solid[inner]
         if exclusive and len(names) > 1:
             stacked = np.stack([np.where(solid[n], values[n], -np.inf) for n in names])
             winner = np.argmax(stacked, axis=0)

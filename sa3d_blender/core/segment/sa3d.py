@@ -18,7 +18,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from ..data.dataset_files import resize_image
 from ..data.datasets import Dataset
 from ..errors import InputFileError, PromptError
 from ..field.voxel_field import VoxelField
+from ..mesh.texture import Photo
 from ..metrics import mask_iou
 from .mask_grid import MaskGrid
 from .segmenters import Segmenter, SegmenterResult
@@ -99,6 +100,14 @@ class SceneSegmenter:
     def _image(self, i: int) -> np.ndarray | None:
         path = self.cameras.image_paths[i]
         return self.dataset.load_image(i) if path is not None and path.is_file() else None
+
+    def photos(self) -> Iterator[Photo]:
+        """The propagation views as photos to texture meshes from: the working-size image, and the field's depth from
+        the cached rendering weights (for visibility)."""
+        for i in self.views:
+            image = self._image(i)
+            if image is not None:
+                yield Photo(i, image, self.image_cameras, self.cache.weights(i).depth, self.cameras)
 
     def view_index(self, view: str | int) -> int:
         if isinstance(view, (int, np.integer)):
