@@ -33,7 +33,7 @@ def test_a_failing_object_among_good_ones_loses_nothing(tiny_scene, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "sa3d_blender", "segment", "--field", str(tiny_field_path(tiny_scene)),
-         "--dataset", str(tiny_scene), "--prompts", str(prompts), "--out", str(out), "--json"],
+         "--dataset", str(tiny_scene), "--prompts", str(prompts), "--out", str(out), "--mesh", "glb", "--json"],
         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=900)
     assert result.returncode == 1, result.stderr[-3000:]  # some objects failed: not a clean success
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -44,3 +44,7 @@ def test_a_failing_object_among_good_ones_loses_nothing(tiny_scene, tmp_path):
     assert summary["objects"]["duck"]["test_iou"] >= 0.8 and summary["objects"]["box"]["test_iou"] >= 0.8
     assert (out / "duck.npz").is_file() and (out / "box.npz").is_file() and not (out / "sky.npz").exists()
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["box", "duck"]
+    # textured meshes of the objects that worked, none of the others
+    assert sorted(p.name for p in (out / "meshes").iterdir()) == ["box.glb", "box_texture.png", "duck.glb",
+                                                                   "duck_texture.png"]
+    assert summary["objects"]["box"]["texture_seen"] > 0.5

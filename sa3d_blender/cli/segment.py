@@ -8,7 +8,8 @@ Prompts file (--prompts P.json):
 - labels: one per point, 1 = object, 0 = background; box (optional): pixel box; mask_choice (optional): which of
   SAM's 3 candidate masks to use on that view (default: the one SAM scores highest).
 Outputs in --out: <name>.npz (mask grid) per object, masks/<name>/<view>.png (rendered test-view masks at the image
-files' size) and overlays/<name>/<view>.png (the test photo with the mask tinted over it, at the working size).
+files' size) and overlays/<name>/<view>.png (the test photo with the mask tinted over it, at the working size);
+with --mesh, meshes/<name>.<format> and its photo texture meshes/<name>_texture.png.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from ..core.data.image_io import mask_overlay, write_png
 from ..core.errors import PromptError, SA3DError
 from ..core.field.field_checkpoint import load_field
+from ..core.mesh.object_export import export_object
 from ..core.metrics import mask_iou
 from ..core.segment.prompts import ObjectPrompt, read_prompts
 from ..core.segment.sa3d import MASK_LEVEL, ObjectResult, SceneSegmenter, write_object_mask
@@ -52,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-choice", type=int, default=None, help="SAM candidate 0, 1 or 2 (default: best scored)")
     parser.add_argument("--prompts", type=Path, help="prompts JSON file (see the command's description)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--mesh", choices=("glb", "obj", "ply"), default=None,
+                        help="also write meshes/<name>.<format>, with a photo texture (GLB and OBJ carry it, PLY "
+                             "keeps vertex colours; the texture PNG is written beside it)")
 
 
 def open_scene(args: argparse.Namespace) -> SceneSegmenter:
@@ -88,15 +93,20 @@ def run(args: argparse.Namespace) -> dict:
             log.error("%s failed: %s", prompt.name, exc)
             failed[prompt.name] = str(exc)
     # written once every object is segmented: a ball segmented after its tray still takes itself out of the tray
-    objects = {name: _write_object(scene, result, args.out) for name, result in segmented.items()}
+    objects = {name: _write_object(scene, result, args.out, args.mesh) for name, result in segmented.items()}
     return {"out": str(args.out), "objects": objects, "failed": failed}
 
 
-def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path) -> dict:
+def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_format: str | None) -> dict:
     gt, name = scene.dataset.ground_truth, result.name
-    write_object_mask(out / f"{name}.npz", replace(result, grid=scene.object_grid(name)), scene.cache.field_id)
+    grid = scene.object_grid(name)
+    write_object_mask(out / f"{name}.npz", replace(result, grid=grid), scene.cache.field_id)
     summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
                "seconds": round(result.seconds, 2)}
+    if mesh_format is not None:
+        path = out / "meshes" / f"{name}.{mesh_format}"
+        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos())
+        summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
     ious = {}
     for i in scene.dataset.test:
         view = scene.cameras.names[int(i)]

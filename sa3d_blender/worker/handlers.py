@@ -22,15 +22,14 @@ import torch
 
 from ..core.atomic_files import atomic_write
 from ..core.data.datasets import Dataset, load_dataset
-from ..core.data.image_io import write_png
 from ..core.devices import pick_device
 from ..core.errors import CheckpointError, SA3DError
 from ..core.field import field_checkpoint
 from ..core.field.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
 from ..core.field.voxel_field import FieldConfig
-from ..core.mesh.mesh_extraction import MESH_FORMATS, ExtractionSettings, write_mesh
-from ..core.mesh.object_export import extract_object
-from ..core.mesh.texture import TextureSettings, bake_texture
+from ..core.mesh.mesh_extraction import MESH_FORMATS, ExtractionSettings
+from ..core.mesh.object_export import export_object, texture_path
+from ..core.mesh.texture import TextureSettings
 from ..core.segment.sa3d import SA3DSettings, SceneSegmenter
 from ..core.segment.segmenters import Segmenter, load_segmenter
 from ..core.segment.self_prompting import PromptSettings
@@ -236,18 +235,16 @@ class WorkerSession:
         grid = scene.object_grid(name)  # PromptError naming the segmented objects when there is no such object
         path = mesh_path(out_path, format)
         extraction = settings_from(ExtractionSettings, settings, "extraction")
-        progress(0.0, "extract", f"meshing {name}")
-        mesh = extract_object(self.field, grid, extraction)
+        progress(0.0, "extract", f"meshing and texturing {name}" if texture else f"meshing {name}")
+        mesh, textured = export_object(self.field, grid, path, extraction, scene.photos() if texture else None,
+                                       TextureSettings(size=int(texture_size)))
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}
-        if texture:
-            progress(0.5, "extract", f"texturing {name} from the photos")
-            textured = bake_texture(mesh, scene.photos(), TextureSettings(size=int(texture_size)))
-            png = write_png(path.with_name(f"{path.stem}_texture.png"), textured.image)
+        if textured is not None:
+            png = texture_path(path)
             arrays.update(loop_uv=textured.loop_uv.astype(np.float32), texture=np.array(str(png)))
             reply = {"texture": str(png), "texture_seen": textured.seen_fraction}
-        write_mesh(textured.trimesh() if texture and path.suffix.lower() != ".ply" else mesh, path)
         npz = self._write_file(f"mesh-{name}.npz", lambda f: np.savez(f, **arrays))
         return {"path": str(path), "vertices": len(mesh.vertices), "faces": len(mesh.faces), "npz": str(npz), **reply}
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterable
+
 import numpy as np
 import torch
 import trimesh
 from scipy import ndimage
 
+from ..data.image_io import write_png
 from ..field.voxel_field import VoxelField
-from .mesh_extraction import ExtractionSettings, extract_mesh
+from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
+from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
 from .support_plane import RING_VOXELS, cut_below, find_support
 
 
@@ -67,6 +72,26 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     if field.space is not None:
         mesh.vertices = to_world(mesh.vertices)
     return mesh
+
+
+def texture_path(mesh_path: Path) -> Path:
+    """Where export_object writes a mesh's photo texture: <stem>_texture.png beside it."""
+    return Path(mesh_path).with_name(f"{Path(mesh_path).stem}_texture.png")
+
+
+def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
+                  settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
+                  texture: TextureSettings = TextureSettings()) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+    """extract_object into `path` (.ply, .glb or .obj). With `photos` the mesh also gets its photo texture, written as
+    texture_path(path): GLB and OBJ carry it, a PLY keeps the vertex colours."""
+    path = Path(path)
+    mesh = extract_object(field, mask_grid_values, settings)
+    textured = None
+    if photos is not None:
+        textured = bake_texture(mesh, photos, texture)
+        write_png(texture_path(path), textured.image)
+    write_mesh(textured.trimesh() if textured is not None and path.suffix.lower() != ".ply" else mesh, path)
+    return mesh, textured
 
 
 # A forward-facing (NDC) grid reaches to infinity, and the far NDC slab behind an object is seen through the same
