@@ -11,6 +11,7 @@ from pathlib import Path
 from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.evaluation import reference_clicks
 from test_blender_batch import empty_space_click
+from test_real_captures import read_png
 from test_view_cache import tiny_field_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +46,8 @@ def test_a_failing_object_among_good_ones_loses_nothing(tiny_scene, tmp_path):
     assert (out / "duck.npz").is_file() and (out / "box.npz").is_file() and not (out / "sky.npz").exists()
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["box", "duck"]
     # textured meshes of the objects that worked, none of the others
-    assert sorted(p.name for p in (out / "meshes").iterdir()) == ["box.glb", "box_texture.png", "duck.glb",
-                                                                   "duck_texture.png"]
+    meshes = sorted(p.name for p in (out / "meshes").iterdir() if "appearance" not in p.name)
+    assert meshes == ["box.glb", "box_texture.png", "duck.glb", "duck_texture.png"]
+    panel = read_png(summary["objects"]["duck"]["appearance_png"])  # held-out photo | textured | vertex colours
+    assert panel.shape[1] == 3 * panel.shape[0]  # the tiny scene's views are square
     assert summary["objects"]["box"]["texture_seen"] > 0.5

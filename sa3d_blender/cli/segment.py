@@ -9,7 +9,8 @@ Prompts file (--prompts P.json):
   SAM's 3 candidate masks to use on that view (default: the one SAM scores highest).
 Outputs in --out: <name>.npz (mask grid) per object, masks/<name>/<view>.png (rendered test-view masks at the image
 files' size) and overlays/<name>/<view>.png (the test photo with the mask tinted over it, at the working size);
-with --mesh, meshes/<name>.<format> and its photo texture meshes/<name>_texture.png.
+with --mesh, meshes/<name>.<format>, its photo texture meshes/<name>_texture.png and
+meshes/<name>_<view>_appearance.png (held-out photo | textured mesh | vertex-coloured mesh).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from ..core.data.image_io import mask_overlay, write_png
 from ..core.errors import PromptError, SA3DError
 from ..core.field.field_checkpoint import load_field
+from ..core.evaluation import appearance_image
 from ..core.mesh.object_export import export_object
 from ..core.metrics import mask_iou
 from ..core.segment.prompts import ObjectPrompt, read_prompts
@@ -107,6 +109,10 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
         path = out / "meshes" / f"{name}.{mesh_format}"
         mesh, textured = export_object(scene.field, grid, path, photos=scene.photos())
         summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
+        if len(scene.dataset.test):  # the mesh beside a held-out photo: the view that sees most of the object
+            view = max(map(int, scene.dataset.test), key=lambda i: float(scene.render_mask(name, i).sum()))
+            png = out / "meshes" / f"{name}_{scene.cameras.names[view]}_appearance.png"
+            summary["appearance_png"] = str(write_png(png, appearance_image(scene.dataset, view, mesh, textured)))
     ious = {}
     for i in scene.dataset.test:
         view = scene.cameras.names[int(i)]

@@ -17,6 +17,7 @@ import trimesh
 from scipy import ndimage
 
 from .data.dataset_files import resize_image
+from .data.image_io import write_png
 from .errors import DatasetError, PromptError, SA3DError
 from .mesh.mesh_extraction import ExtractionSettings, write_mesh
 from .mesh.object_export import extract_object
@@ -235,12 +236,20 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
         appearance = appearance_psnr(segmenter.dataset, name, mesh, textured)
         if mesh_dir is not None:
             written["textured_mesh"] = str(write_mesh(textured.trimesh(), Path(mesh_dir) / f"{name}.glb"))
+            view = _largest_test_view(segmenter.dataset, name)
+            png = Path(mesh_dir) / f"{name}_{segmenter.dataset.cameras.names[view]}_appearance.png"
+            written["appearance_png"] = str(write_png(png, appearance_image(segmenter.dataset, view, mesh, textured)))
     if mesh_dir is not None and len(mesh.faces):
         written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
     return {**written, **appearance, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
             "fscore_fine": fine["fscore"], "chamfer": coarse["chamfer"],
             "normal_consistency": coarse["normal_consistency"], "parts": connected_parts(mesh),
             "truth_parts": connected_parts(truth), "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}
+
+
+def _largest_test_view(dataset, name: str) -> int:
+    index = dataset.ground_truth.object(name).index
+    return max(map(int, dataset.test), key=lambda i: int((dataset.ground_truth.load_mask(i) == index).sum()))
 
 
 MIN_OBJECT_PIXELS = 20  # test views where less of the object is visible say nothing about its colours
@@ -272,3 +281,12 @@ def appearance_psnr(dataset, name: str, mesh: trimesh.Trimesh, textured: Texture
     return {"appearance_psnr_vertex": float(np.mean(scores["vertex"])),
             "appearance_psnr_texture": float(np.mean(scores["texture"])),
             "appearance_psnr_texture_on_mesh": float(np.mean(scores["on_mesh"])), "texture_seen": textured.seen_fraction}
+
+
+def appearance_image(dataset, view: int, mesh: trimesh.Trimesh, textured: TexturedMesh) -> np.ndarray:
+    """[H, 3W, 3] float: the photo | the textured mesh | the vertex-coloured mesh, from camera `view`."""
+    vertex_rgb = np.asarray(mesh.visual.vertex_colors, dtype=np.float64)[:, :3] / 255.0
+    painted, _ = render_colours(textured.vertices, textured.faces, dataset.cameras, view, uv=textured.uv,
+                                texture=textured.image)
+    plain, _ = render_colours(np.asarray(mesh.vertices), mesh.faces, dataset.cameras, view, vertex_rgb=vertex_rgb)
+    return np.concatenate([dataset.load_image(view), painted, plain], axis=1)
