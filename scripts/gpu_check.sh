@@ -31,7 +31,7 @@ rm -rf "$check"
 mkdir -p "$check/wheels" "$check/cache/scenes" "$check/cache/weights"
 "$venv/bin/python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d "$check/wheels" segment-anything==1.0 mobilesam-mirror trimesh xatlas
+  -d "$check/wheels" segment-anything==1.0 mobilesam-mirror trimesh xatlas fast-simplification
 cd "$root/tests"
 PYTHONPATH="$root" "$venv/bin/python" - "$check/cache" <<'EOF'
 import shutil, sys
