@@ -175,11 +175,12 @@ def render_preview(scene, cameras: Cameras, view: str, path: Path) -> Path:
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGB"
     render.film_transparent = False
-    scene.display.shading.light = "STUDIO"
     meshes = [obj for obj in scene.objects if obj.get(OBJECT_TAG) is not None]
-    # the photo textures when every mesh has one, else the colour attributes every mesh has
+    # the photo textures when every mesh has one, else the colour attributes every mesh has; a photo texture already
+    # holds the capture's light, so it is shown unlit (studio light on top made the yellow duck olive)
     textured = bool(meshes) and all(obj.data.uv_layers for obj in meshes)
     scene.display.shading.color_type = "TEXTURE" if textured else "VERTEX"
+    scene.display.shading.light = "FLAT" if textured else "STUDIO"
     scene.view_settings.view_transform = "Standard"  # show the colours as captured, not tone-mapped
     if scene.world is None:
         scene.world = bpy.data.worlds.new("SA3D preview")
