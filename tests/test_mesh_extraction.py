@@ -167,3 +167,23 @@ def test_unknown_mesh_format_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(SA3DError, match=r"sphere\.stl: unsupported mesh format '\.stl'; use one of \.ply, \.glb, \.obj"):
         write_mesh(mesh, tmp_path / "sphere.stl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pocket_enclosed_by_matter_is_filled_not_meshed_inside_out():
+    points = grid_points()
+    solid = (sphere_sdf(points, SPHERE_CENTRE, SPHERE_RADIUS) < 0).astype(np.float32)
+    pocket = sphere_sdf(points, SPHERE_CENTRE, 0.4 * SPHERE_RADIUS) < 0
+    hollow = np.where(pocket, 0.0, solid).astype(np.float32)  # what noise inside an object looks like to the mesher
+    mesh = extract_mesh(hollow, None, BBOX, None)
+    full = extract_mesh(solid, None, BBOX, None)
+    assert len(mesh.split(only_watertight=False)) == 1
+    assert mesh.volume == pytest.approx(full.volume, rel=1e-6)
+
+
+def test_a_speck_smaller_than_a_voxel_is_dropped_even_when_no_mass_rule_applies():
+    opacity = (sphere_sdf(grid_points(), SPHERE_CENTRE, SPHERE_RADIUS) < 0).astype(np.float32)
+    opacity[5, 5, 5] = 1.0  # one vertex crossing the level alone, far from the sphere
+    settings = ExtractionSettings(min_part_fraction=0.0)
+    mesh = extract_mesh(opacity, None, BBOX, None, settings)
+    assert len(mesh.split(only_watertight=False)) == 1
+    assert np.all(mesh.bounds[0] > SPHERE_CENTRE - SPHERE_RADIUS - 0.1)
