@@ -79,11 +79,15 @@ def run_bpy(
 
 def stock_blender_python(cache: Path | None = None) -> str:
     """A Python with only bpy and its own requirements, like Blender's bundled one: a venv (cached, keyed by the
-    distributions' versions) whose site-packages links those distributions' files from this interpreter's.
+    distributions' versions and the site-packages they come from) whose site-packages links those distributions'
+    files from this interpreter's.
 
-    Linking instead of installing keeps CI from downloading the 300 MB bpy wheel twice."""
+    Linking instead of installing keeps CI from downloading the 300 MB bpy wheel twice; keying by the source folder
+    means a rebuilt project venv gets a new one instead of links into a deleted folder."""
     wanted = _requirement_closure(STOCK_ROOT_DISTRIBUTION)
-    key = hashlib.sha256(repr(sorted((d.metadata["Name"], d.version) for d in wanted)).encode()).hexdigest()[:12]
+    source = Path(sysconfig.get_paths()["purelib"])
+    versions = sorted((d.metadata["Name"], d.version) for d in wanted)
+    key = hashlib.sha256(repr((versions, str(source))).encode()).hexdigest()[:12]
     cache = cache or Path(os.environ.get("SA3D_CACHE", Path.home() / ".cache" / "sa3d_blender"))
     venv = cache / f"stock-blender-python-{key}"
     python = venv / "bin" / "python"
@@ -92,7 +96,6 @@ def stock_blender_python(cache: Path | None = None) -> str:
     subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)], check=True)
     target = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                  check=True, capture_output=True, text=True).stdout.strip())
-    source = Path(sysconfig.get_paths()["purelib"])
     for dist in wanted:
         for top in {Path(str(f)).parts[0] for f in dist.files or []}:
             if top not in ("..", "__pycache__") and (source / top).exists() and not (target / top).exists():

@@ -213,6 +213,7 @@ links = [(l.from_node.bl_idname, l.from_node.layer_name, l.to_socket.name) for l
 report({"name": obj.name, "ducks": len([o for o in bpy.data.objects if o.get("sa3d_object") == "duck"]),
         "domain": attr.domain, "type": attr.data_type, "colors": colors.reshape(-1, 4).round(4).tolist(),
         "faces": len(obj.data.polygons), "parent": obj.parent.name, "world_vertex": list(obj.matrix_world @ obj.data.vertices[1].co),
+        "origin": list(obj.matrix_world.translation),
         "links": links})
 """, extension_zip, tmp_path, DATASET=str(tiny_scene), NPZ=str(npz))
     assert result["name"] == "duck" and result["ducks"] == 1
@@ -221,6 +222,7 @@ report({"name": obj.name, "ducks": len([o for o in bpy.data.objects if o.get("sa
     np.testing.assert_allclose(result["colors"], [[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1], [0.2158, 0.2158, 0.2158, 1]], atol=1e-3)
     assert result["faces"] == 4 and result["parent"] == "NeRF space"
     np.testing.assert_allclose(result["world_vertex"], [6, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(result["origin"], [5.5, 0.5, 0], atol=1e-6)  # the centre of its base, under NeRF space
     assert result["links"] == [["ShaderNodeVertexColor", "Col", "Base Color"]]
 
 

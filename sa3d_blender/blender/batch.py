@@ -137,7 +137,7 @@ def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract
                       _log_progress)
     vertices = np.empty(3 * len(obj.data.vertices), dtype=np.float32)
     obj.data.vertices.foreach_get("co", vertices)
-    vertices = vertices.reshape(-1, 3)
+    vertices = vertices.reshape(-1, 3) + np.array(obj.location)  # in the capture's coordinates (NeRF space)
     log.info("%s: %d vertices from %d views", name, len(vertices), len(segmented["used_views"]))
     return {
         "name": name,

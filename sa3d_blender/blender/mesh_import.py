@@ -119,8 +119,12 @@ def texture_material(name: str, texture: Path) -> bpy.types.Material:
 def import_mesh(
     scene: bpy.types.Scene, name: str, npz_path: str | Path, parent: bpy.types.Object | None
 ) -> bpy.types.Object:
-    """Create the mesh object `name` (replacing the mesh of an earlier import of the same SA3D object)."""
+    """Create the mesh object `name` (replacing the mesh of an earlier import of the same SA3D object), with its
+    origin at the centre of its base (the lowest point along the capture's up axis, +Z of NeRF space), so that it
+    can be moved, scaled and set down elsewhere like any asset; the vertices stay where the capture put them."""
     arrays = read_mesh_npz(npz_path)
+    origin = base_centre(arrays.vertices)
+    arrays.vertices = arrays.vertices - origin
     old = next((obj for obj in scene.objects if obj.get(OBJECT_TAG) == name), None)
     if old is not None:
         remove_object(old)  # first, so the new object and mesh get the plain name
@@ -130,7 +134,16 @@ def import_mesh(
     obj = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(obj)
     obj[OBJECT_TAG] = name
+    obj.location = origin.tolist()
     if parent is not None:
         obj.parent = parent
         obj.matrix_parent_inverse.identity()
     return obj
+
+
+def base_centre(vertices: np.ndarray) -> np.ndarray:
+    """The middle of the vertices' box in x and y, at their lowest z; zeros for an empty mesh."""
+    if not len(vertices):
+        return np.zeros(3, dtype=np.float32)
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    return np.array([(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]], dtype=np.float32)
