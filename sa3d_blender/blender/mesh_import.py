@@ -86,16 +86,9 @@ def build_mesh(name: str, arrays: MeshArrays) -> bpy.types.Mesh:
 def vertex_color_material(name: str = "SA3D vertex colours") -> bpy.types.Material:
     """One shared material whose base colour is the mesh's colour attribute."""
     material = bpy.data.materials.get(name)
-    if material is not None:
-        return material
-    material = bpy.data.materials.new(name)
-    material.use_nodes = True
-    nodes = material.node_tree.nodes
-    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    attribute = nodes.new("ShaderNodeVertexColor")
-    attribute.layer_name = COLOR_ATTRIBUTE
-    attribute.location = (shader.location.x - 300, shader.location.y)
-    material.node_tree.links.new(attribute.outputs["Color"], shader.inputs["Base Color"])
+    if material is None:
+        material, attribute = _base_color_from(name, "ShaderNodeVertexColor")
+        attribute.layer_name = COLOR_ATTRIBUTE
     return material
 
 
@@ -105,15 +98,21 @@ def texture_material(name: str, texture: Path) -> bpy.types.Material:
     image.name = f"{name} texture"
     image.colorspace_settings.name = "sRGB"
     image.pack()
-    material = bpy.data.materials.new(f"SA3D {name}")
+    material, node = _base_color_from(f"SA3D {name}", "ShaderNodeTexImage")
+    node.image = image
+    return material
+
+
+def _base_color_from(name: str, node_type: str) -> tuple[bpy.types.Material, bpy.types.Node]:
+    """A new node material whose Principled BSDF takes its base colour from a new node of `node_type`."""
+    material = bpy.data.materials.new(name)
     material.use_nodes = True
     nodes = material.node_tree.nodes
     shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    node = nodes.new("ShaderNodeTexImage")
-    node.image = image
+    node = nodes.new(node_type)
     node.location = (shader.location.x - 350, shader.location.y)
     material.node_tree.links.new(node.outputs["Color"], shader.inputs["Base Color"])
-    return material
+    return material, node
 
 
 def import_mesh(
