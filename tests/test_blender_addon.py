@@ -294,7 +294,8 @@ def state():
     duck = bpy.data.objects.get("duck")
     props = bpy.context.scene.sa3d  # undo replaces the scene: an old reference points at freed data
     return {"objects": [item.name for item in props.objects], "duck_faces": len(duck.data.polygons) if duck else 0,
-            "extract_poll": bpy.ops.sa3d.extract.poll(), "pending": props.prompt_json != ""}
+            "extract_poll": bpy.ops.sa3d.extract.poll(), "pending": props.prompt_json != "",
+            "uv_layers": len(duck.data.uv_layers) if duck else 0}
 def run_pushed(op):
     outcome = run(op)
     # Blender pushes an undo step after an operator with bl_options UNDO; background bpy.ops calls do not
@@ -313,6 +314,8 @@ bpy.ops.ed.redo()
 states["redo segment"] = (None, state())
 generation = session.undo_generation()
 states["extract again"] = (run(bpy.ops.sa3d.extract), state())
+bpy.context.scene.sa3d.photo_texture = False
+states["vertex colours"] = (run(bpy.ops.sa3d.extract), state())
 undoable = {name: "UNDO" in bpy.types.Operator.bl_rna_get_subclass_py(name).bl_options
             for name in ("SA3D_OT_segment", "SA3D_OT_extract", "SA3D_OT_import_scene")}
 report({"undoable": undoable, "undo_steps_seen": generation, **{name: {"outcome": outcome, **after} for name, (outcome, after) in states.items()}})
@@ -337,9 +340,11 @@ def test_undo_and_redo_keep_the_panel_list_in_step_with_the_scene(extension_zip,
     assert result["undo extract"]["objects"] == ["duck"] and result["undo extract"]["duck_faces"] == 0
     # undoing Segment removes the mesh and its list entry together, and gives back the pending clicks
     assert result["undo segment"] == {"outcome": None, "objects": [], "duck_faces": 0, "extract_poll": False,
-                                      "pending": True}
+                                      "pending": True, "uv_layers": 0}
     assert result["redo segment"]["objects"] == ["duck"] and result["redo segment"]["duck_faces"] == faces
     assert result["extract again"]["outcome"]["result"] == ["FINISHED"] and result["extract again"]["duck_faces"] == faces
+    # the panel's Photo texture switch: textured by default, vertex colours only when off
+    assert result["extract again"]["uv_layers"] == 1 and result["vertex colours"]["uv_layers"] == 0
 
 
 PREVIEW_MASK = """

@@ -37,6 +37,7 @@ class SA3D_OT_extract(WorkerJobOperator, bpy.types.Operator):
         item = props.objects[props.active_object]
         out_path = workflow.mesh_path(props, item.name)
         yield from ensure_segmented(context, item)
-        obj = yield from workflow.extract_and_import_steps(context.scene, item.name, out_path)
+        obj = yield from workflow.extract_and_import_steps(context.scene, item.name, out_path,
+                                                           {"texture": props.photo_texture})
         item.mesh_path = out_path
         return f"{item.name}: mesh of {len(obj.data.vertices)} vertices, {len(obj.data.polygons)} faces -> {out_path}"

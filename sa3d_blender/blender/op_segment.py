@@ -29,11 +29,13 @@ class SA3D_OT_segment(WorkerJobOperator, bpy.types.Operator):
         yield from ensure_prepared(context)
         segmented = yield workflow.segment_request(name, prompt, props.mask_choice)
         worker_session.mark_segmented(name)
-        obj = yield from workflow.extract_and_import_steps(context.scene, name, out_path)
+        texture = {"texture": props.photo_texture}
+        obj = yield from workflow.extract_and_import_steps(context.scene, name, out_path, texture)
         for container in segmented.get("containers", []):
             # the object lies in an earlier one (a ball in a tray): that one's mesh gives it up
-            if props.objects.get(container) is not None and props.objects[container].mesh_path:
-                yield from workflow.extract_and_import_steps(context.scene, container, props.objects[container].mesh_path)
+            earlier = props.objects.get(container)
+            if earlier is not None and earlier.mesh_path:
+                yield from workflow.extract_and_import_steps(context.scene, container, earlier.mesh_path, texture)
         item = props.objects.get(name) or props.objects.add()
         item.name, item.view, item.mesh_path = name, prompt["view"], out_path
         item.prompt_json = json.dumps({"points": prompt["points"], "labels": prompt["labels"], "mask_choice": props.mask_choice})

@@ -50,6 +50,7 @@ class SA3D_PT_main(bpy.types.Panel):
         box.operator("sa3d.segment", icon="MOD_MASK")
         box.template_list("SA3D_UL_objects", "", props, "objects", props, "active_object", rows=3)
         box.prop(props, "mesh_folder")
+        box.prop(props, "photo_texture")
         row = box.row(align=True)
         row.operator("sa3d.preview_mask", icon="HIDE_OFF")
         row.operator("sa3d.hide_overlay", text="", icon="HIDE_ON")

@@ -33,6 +33,12 @@ class SA3DSceneProperties(bpy.types.PropertyGroup):
         subtype="DIR_PATH",
     )
 
+    photo_texture: bpy.props.BoolProperty(
+        name="Photo texture",
+        description="Texture meshes from the photos that see them (a UV map and an image); off: vertex colours only",
+        default=True,
+    )
+
     objects: bpy.props.CollectionProperty(type=SA3DObjectItem)
     active_object: bpy.props.IntProperty(name="Active object", default=0)
 

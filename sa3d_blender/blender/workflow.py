@@ -96,8 +96,8 @@ def segment_request(name: str, prompt: dict, mask_choice: int | None = None) -> 
 
 
 def extract_and_import_steps(scene: bpy.types.Scene, name: str, out_path: str, settings: dict | None = None) -> Steps:
-    """Extract the object's mesh into out_path (settings: the worker's extraction settings, e.g. level) and import it
-    under NeRF space; the new object is the return value."""
+    """Extract the object's mesh into out_path (settings: the worker's extraction settings, e.g. level, or texture
+    False for vertex colours only) and import it under NeRF space; the new object is the return value."""
     request = {"name": name, "out_path": out_path, "format": Path(out_path).suffix.lstrip(".") or "ply", **(settings or {})}
     extracted = yield "extract", request
     return import_mesh(scene, name, extracted["npz"], find_nerf_space(scene))
