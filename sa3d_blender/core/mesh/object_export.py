@@ -13,8 +13,8 @@ from scipy import ndimage
 from ..data.image_io import write_png
 from ..field.voxel_field import VoxelField
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
-from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
 from .support_plane import RING_VOXELS, cut_below, find_support
+from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
 
 
 # The surface is where a ray's opacity over this fraction of the inner region's diagonal reaches the extraction level.
