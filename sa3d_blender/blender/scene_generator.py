@@ -56,6 +56,8 @@ SUN = dict(sun_strength=3.0, sun_direction=(50.0, 35.0))
 
 # distinct matte colours; the pybullet models keep their own textures
 RED, BLUE, GREEN, PURPLE = (0.75, 0.12, 0.10), (0.12, 0.25, 0.75), (0.15, 0.55, 0.18), (0.45, 0.20, 0.60)
+GREY, WOOD = (0.50, 0.50, 0.50), (0.55, 0.38, 0.22)
+CONTACT_GAP = 0.003  # metres between the footprints of touching objects (in contact, not interpenetrating)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ScenePreset:
     surroundings: str = "plane"  # "plane" (a 2.5 m checker plane under a uniform sky) or "room" (floor and walls)
     rig: str = "orbit"  # "orbit", "varied" or "forward" (see the constants above)
     llff: bool = False  # write poses_bounds.npy (LLFF) instead of transforms.json
+    layout: str = "scattered"  # "scattered" (footprints 2 cm apart) or "touching" (each object pushed against the group)
 
 
 PRESETS = {
@@ -133,6 +136,35 @@ PRESETS = {
         rig="forward",
         llff=True,
     ),
+    # look-alikes in contact: three identical bunnies and two identical cubes of one grey, pushed against each other
+    "lookalike": ScenePreset(
+        objects=(
+            *(ObjectSpec(f"bunny{k}", "bunny.obj", size=0.24, color=GREY) for k in (1, 2, 3)),
+            *(ObjectSpec(f"cube{k}", "box", size=0.22, color=GREY) for k in (1, 2)),
+        ),
+        n_views=60,
+        resolution=160,
+        test_every=5,
+        layout_radius=0.30,
+        samples=16,
+        layout="touching",
+    ),
+    # thin and occluded: a chair on thin legs, a flat ring, a duck and a can half hidden behind a tall box
+    "thin": ScenePreset(
+        objects=(
+            ObjectSpec("chair", "chair", size=0.30, color=WOOD),
+            ObjectSpec("ring", "ring", size=0.26, height=0.035, color=PURPLE),
+            ObjectSpec("pillar", "box", size=0.20, height=0.36, color=RED),
+            ObjectSpec("duck", "duck.obj", size=0.24),
+            ObjectSpec("can", "cylinder", size=0.14, height=0.18, color=BLUE),
+        ),
+        n_views=60,
+        resolution=160,
+        test_every=5,
+        layout_radius=0.30,
+        samples=16,
+        layout="touching",
+    ),
 }
 
 
@@ -192,7 +224,7 @@ def _render_scene(
     scene = bpy.context.scene
     report(0.0, f"building the {preset!r} scene (seed {seed})")
     objects = [add_object(spec, index) for index, spec in enumerate(settings.objects, start=1)]
-    _place_objects(objects, settings.objects, settings.layout_radius, rng)
+    _place_objects(objects, settings.objects, settings.layout_radius, rng, settings.layout == "touching")
     if settings.surroundings == "room":
         add_ground_plane(ROOM_HALF_SIZE, PLANE_TONES)
         add_room(ROOM_HALF_SIZE, ROOM_HEIGHT, WALL_TONES)
@@ -309,17 +341,22 @@ def _surroundings_points(settings: ScenePreset, step: float = 0.1) -> np.ndarray
 
 
 def _place_objects(objects: list[bpy.types.Object], specs: tuple[ObjectSpec, ...], layout_radius: float,
-                   rng: np.random.Generator) -> None:
-    """Random yaw and non-overlapping footprints in a disc, the group then centred on the origin; an object that
-    rests inside another (`spec.inside`) goes to its container's centre, `spec.lift` above its base."""
+                   rng: np.random.Generator, touching: bool = False) -> None:
+    """Random yaw and non-overlapping footprints in a disc (or, `touching`, in contact with each other), the group
+    then centred on the origin; an object that rests inside another (`spec.inside`) goes to its container's centre,
+    `spec.lift` above its base."""
     by_name = {obj.name: obj for obj in objects}
-    free = [(obj, spec) for obj, spec in zip(objects, specs) if spec.inside is None]
-    radii = [footprint_radius(obj) for obj, _ in free]
-    xy = _non_overlapping_centres(radii, layout_radius, gap=0.02, rng=rng)
-    xy -= xy.mean(axis=0)
-    for (obj, _), (x, y), yaw in zip(free, xy, rng.random(len(free)) * 2.0 * math.pi):
-        obj.location = (x, y, 0.0)
+    free = [obj for obj, spec in zip(objects, specs) if spec.inside is None]
+    for obj, yaw in zip(free, rng.random(len(free)) * 2.0 * math.pi):
         obj.rotation_euler = (0.0, 0.0, yaw)
+    bpy.context.view_layer.update()
+    if touching:
+        xy = _touching_centres([_footprint_outline(obj) for obj in free], rng)
+    else:
+        xy = _non_overlapping_centres([footprint_radius(obj) for obj in free], layout_radius, gap=0.02, rng=rng)
+    xy -= xy.mean(axis=0)
+    for obj, (x, y) in zip(free, xy):
+        obj.location = (x, y, 0.0)
     for obj, spec in zip(objects, specs):
         if spec.inside is not None:
             container = by_name[spec.inside]
@@ -347,6 +384,39 @@ def _non_overlapping_centres(
         if len(centres) == len(radii):
             return np.array(centres)
     raise RuntimeError(f"could not place {len(radii)} objects in a disc of radius {layout_radius} m")
+
+
+def _footprint_outline(obj: bpy.types.Object, spacing: float = 0.002) -> np.ndarray:
+    """Points every `spacing` metres along the convex outline of the object's footprint, relative to its origin."""
+    from scipy.spatial import ConvexHull
+
+    xy = world_triangles(obj)[0][:, :2] - np.asarray(obj.matrix_world.translation)[:2]
+    corners = xy[ConvexHull(xy).vertices]
+    points = []
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+        steps = max(int(np.linalg.norm(b - a) / spacing), 1)
+        points.append(a + (b - a) * (np.arange(steps) / steps)[:, None])
+    return np.concatenate(points)
+
+
+def _touching_centres(outlines: list[np.ndarray], rng: np.random.Generator, step: float = 0.001) -> np.ndarray:
+    """Centres that put each footprint in contact with the group: the first at the origin, each next one slid in from
+    a random direction towards the group's centre until its outline comes within CONTACT_GAP of another's."""
+    from scipy.spatial import cKDTree
+
+    centres = [np.zeros(2)]
+    for outline in outlines[1:]:
+        placed = cKDTree(np.concatenate([o + c for o, c in zip(outlines, centres)]))
+        middle = np.mean(centres, axis=0)
+        reach = np.ptp(placed.data, axis=0).max() + np.ptp(outline, axis=0).max()
+        angle = 2.0 * math.pi * rng.random()
+        direction = np.array([math.cos(angle), math.sin(angle)])
+        for distance in np.arange(reach, -reach, -step):
+            centre = middle + distance * direction
+            if placed.query(outline + centre)[0].min() < CONTACT_GAP:
+                break
+        centres.append(centre)
+    return np.array(centres)
 
 
 def _add_camera(scene: bpy.types.Scene, resolution: int) -> bpy.types.Object:

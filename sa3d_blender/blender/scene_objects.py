@@ -95,6 +95,40 @@ def _cylinder(spec: ObjectSpec) -> bpy.types.Object:
     return obj
 
 
+def _chair(spec: ObjectSpec) -> bpy.types.Object:
+    """A stool-like chair: a seat on four thin legs and a backrest, `size` across the seat's diagonal."""
+    bm = bmesh.new()
+    side = spec.size / math.sqrt(2.0)
+    height = spec.height or 1.6 * side
+    seat_z, leg, slab = 0.5 * height, 0.09 * side, 0.08 * side
+    parts = [((side, side, slab), (0.0, 0.0, seat_z - 0.5 * slab)),  # seat
+             ((side, slab, height - seat_z), (0.0, 0.5 * (side - slab), 0.5 * (seat_z + height)))]  # backrest
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            parts.append(((leg, leg, seat_z - slab), (sx * 0.5 * (side - leg), sy * 0.5 * (side - leg),
+                                                      0.5 * (seat_z - slab))))
+    for (dx, dy, dz), centre in parts:
+        bmesh.ops.create_cube(bm, size=1.0, matrix=Matrix.Translation(centre) @ Matrix.Diagonal((dx, dy, dz, 1.0)))
+    return _mesh_object(spec.name, bm)
+
+
+def _ring(spec: ObjectSpec) -> bpy.types.Object:
+    """A torus lying on the ground, `size` across, its tube `height` thick (default a tenth of the size)."""
+    tube = 0.5 * (spec.height or 0.1 * spec.size)
+    major = 0.5 * spec.size - tube
+    around, across = np.meshgrid(np.linspace(0, 2 * np.pi, 64, endpoint=False),
+                                 np.linspace(0, 2 * np.pi, 16, endpoint=False), indexing="ij")
+    radius = major + tube * np.cos(across)
+    points = np.stack([radius * np.cos(around), radius * np.sin(around), tube + tube * np.sin(across)], axis=-1)
+    bm = bmesh.new()
+    verts = [[bm.verts.new(tuple(p)) for p in row] for row in points]
+    n, m = points.shape[:2]
+    for i in range(n):
+        for j in range(m):
+            bm.faces.new((verts[i][j], verts[(i + 1) % n][j], verts[(i + 1) % n][(j + 1) % m], verts[i][(j + 1) % m]))
+    return _mesh_object(spec.name, bm)
+
+
 def _pybullet_model(spec: ObjectSpec) -> bpy.types.Object:
     try:
         import pybullet_data
@@ -143,7 +177,7 @@ def _vertex_array(mesh: bpy.types.Mesh) -> np.ndarray:
 
 def add_object(spec: ObjectSpec, pass_index: int) -> bpy.types.Object:
     """Create the object of `spec` at the origin (footprint centred on the z axis, resting on z = 0)."""
-    builders = {"box": _box, "cylinder": _cylinder, "cone": lambda s: _cone(s, 0.0)}
+    builders = {"box": _box, "cylinder": _cylinder, "cone": lambda s: _cone(s, 0.0), "chair": _chair, "ring": _ring}
     if spec.shape in builders:
         obj = builders[spec.shape](spec)
         obj.data.materials.append(_matte_material(spec.name, spec.color))

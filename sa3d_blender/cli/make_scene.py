@@ -11,7 +11,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PRESET_NAMES = ("demo", "tiny", "room", "forward")  # kept here so --help works without importing bpy
+PRESET_NAMES = ("demo", "tiny", "room", "forward", "lookalike", "thin")  # kept here so --help works without importing bpy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
