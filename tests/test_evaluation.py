@@ -29,14 +29,17 @@ def test_reference_clicks_start_deepest_inside_and_spread_out():
 
 
 def test_table_lists_every_object_and_the_mean():
-    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "baseline_iou": 0.9, "fscore": 0.9, "fscore_fine": 0.6,
-                                    "parts": 3, "truth_parts": 1, "used_views": 18, "segment_seconds": 9.5}},
+    counts = {"clicked": 1, "used": 14, "reprompted": 2, "fallback": 1, "skipped": 0}
+    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "baseline_iou": 0.9, "oracle_iou": 0.93,
+                                    "view_counts": counts, "fscore": 0.9, "fscore_fine": 0.6, "parts": 3,
+                                    "truth_parts": 1, "segment_seconds": 9.5}},
                "mean": {"iou": 0.95}}
     lines = format_table(summary).splitlines()
     assert lines[0].split()[:3] == ["object", "IoU", "Acc"] and "F@1%" in lines[0] and "GT parts" in lines[0]
+    assert "SAM-oracle" in lines[0] and "u/r/f/s" in lines[0]
     cells = lines[2].split()
-    assert cells[:3] == ["duck", "0.950", "0.990"] and cells[4:6] == ["0.900", "0.600"]
-    assert cells[9:14] == ["3", "1", "-", "-", "18"]
+    assert cells[:7] == ["duck", "0.950", "0.990", "0.900", "0.930", "14/2/1/0", "0.900"]
+    assert cells[11:16] == ["3", "1", "-", "-", "9.500"]
     assert lines[3].split()[:3] == ["mean", "0.950", "-"]
 
 

@@ -53,6 +53,11 @@ def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
     assert len(duck.used_views) >= 0.75 * len(scene.views)
     assert duck.grid.shape == scene.field.shape and duck.grid.dtype == np.float32
     assert set(duck.used_views).isdisjoint(duck.skipped_views)
+    # every propagation view is accounted for, once: the clicked one, SAM's masks, fallbacks, skips
+    assert duck.view_status[duck.first_view] == "clicked" and len(duck.view_status) == len(scene.views)
+    assert sum(duck.status_counts().values()) == len(scene.views)
+    assert {v for v, s in duck.view_status.items() if s in ("clicked", "used", "reprompted")} == set(duck.used_views)
+    assert {v for v, s in duck.view_status.items() if s == "skipped"} == set(duck.skipped_views)
 
 
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):

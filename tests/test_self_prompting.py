@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sa3d_blender.core.segment.self_prompting import PromptSettings, binarise_rendered, choose_prompts, exclusion_half_size
+from sa3d_blender.core.segment.self_prompting import (PromptSettings, binarise_rendered, choose_prompts,
+                                                     exclusion_half_size, prompt_box)
 
 H = W = 64
 
@@ -64,3 +65,15 @@ def test_negative_points_lie_outside_the_object_where_the_render_says_background
 def test_binarisation_is_the_reference_rule():
     score = np.array([[-1.0, 0.1, 0.2], [0.9, 1.0, 0.0]])
     assert binarise_rendered(score).tolist() == [[False, False, False], [True, True, False]]
+
+
+def test_the_box_holds_the_rendered_mask_with_its_margin_and_ignores_a_stray_speck():
+    rendered = np.zeros((H, W), dtype=bool)
+    rendered[20:40, 10:30] = True  # 20 x 20 px
+    rendered[60, 60] = True  # a speck far away: must not stretch the box to the corner
+    x0, y0, x1, y1 = prompt_box(rendered, margin=0.1)
+    assert (x0, y0, x1, y1) == (8.0, 18.0, 32.0, 42.0)
+    assert prompt_box(np.zeros((H, W), dtype=bool), 0.1) is None
+    # clipped at the image border
+    assert prompt_box(np.ones((H, W), dtype=bool), 0.5).tolist() == [0.0, 0.0, W, H]
+

@@ -41,5 +41,7 @@ class SA3D_OT_segment(WorkerJobOperator, bpy.types.Operator):
         item.prompt_json = json.dumps({"points": prompt["points"], "labels": prompt["labels"], "mask_choice": props.mask_choice})
         props.active_object = list(props.objects).index(item)
         props.prompt_json = ""
-        return (f"{name}: segmented from {len(segmented['used_views'])} views in {segmented['seconds']:.1f} s, "
-                f"mesh of {len(obj.data.vertices)} vertices")
+        statuses = list(segmented.get("view_status", {}).values())
+        doubts = ", ".join(f"{statuses.count(s)} {s}" for s in ("reprompted", "fallback", "skipped") if statuses.count(s))
+        return (f"{name}: segmented from {len(segmented['used_views'])} views{f' ({doubts})' if doubts else ''} "
+                f"in {segmented['seconds']:.1f} s, mesh of {len(obj.data.vertices)} vertices")

@@ -347,16 +347,19 @@ def _place_objects(objects: list[bpy.types.Object], specs: tuple[ObjectSpec, ...
     `spec.lift` above its base."""
     by_name = {obj.name: obj for obj in objects}
     free = [obj for obj, spec in zip(objects, specs) if spec.inside is None]
-    for obj, yaw in zip(free, rng.random(len(free)) * 2.0 * math.pi):
-        obj.rotation_euler = (0.0, 0.0, yaw)
-    bpy.context.view_layer.update()
-    if touching:
+    if touching:  # the outline that touches depends on the yaw
+        yaws = rng.random(len(free)) * 2.0 * math.pi
+        for obj, yaw in zip(free, yaws):
+            obj.rotation_euler = (0.0, 0.0, yaw)
+        bpy.context.view_layer.update()
         xy = _touching_centres([_footprint_outline(obj) for obj in free], rng)
-    else:
+    else:  # centres first, then yaws: the order the earlier scenes were drawn in
         xy = _non_overlapping_centres([footprint_radius(obj) for obj in free], layout_radius, gap=0.02, rng=rng)
+        yaws = rng.random(len(free)) * 2.0 * math.pi
     xy -= xy.mean(axis=0)
-    for obj, (x, y) in zip(free, xy):
+    for obj, (x, y), yaw in zip(free, xy, yaws):
         obj.location = (x, y, 0.0)
+        obj.rotation_euler = (0.0, 0.0, yaw)
     for obj, spec in zip(objects, specs):
         if spec.inside is not None:
             container = by_name[spec.inside]

@@ -103,8 +103,8 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
     gt, name = scene.dataset.ground_truth, result.name
     grid = scene.object_grid(name)
     write_object_mask(out / f"{name}.npz", replace(result, grid=grid), scene.cache.field_id)
-    summary = {"used_views": len(result.used_views), "skipped_views": result.skipped_views,
-               "seconds": round(result.seconds, 2)}
+    summary = {"used_views": len(result.used_views), "view_counts": result.status_counts(),
+               "skipped_views": result.skipped_views, "seconds": round(result.seconds, 2)}
     if mesh_format is not None:
         path = out / "meshes" / f"{name}.{mesh_format}"
         mesh, textured = export_object(scene.field, grid, path, photos=scene.photos())

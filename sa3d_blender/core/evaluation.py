@@ -1,5 +1,6 @@
-"""Score SA3D on a scene with ground truth: automatic clicks, test-view mask IoU / accuracy, a single-view SAM baseline,
-and the extracted mesh against the ground-truth mesh (F-score, precision, recall at 1 % and 0.5 % of the object's own
+"""Score SA3D on a scene with ground truth: automatic clicks, test-view mask IoU / accuracy, two single-view SAM
+baselines (the reference click's 3-D point projected into the test view; an oracle click at the deepest pixel of the
+test view's ground-truth mask), how each propagation view was used, and the extracted mesh against the ground-truth mesh (F-score, precision, recall at 1 % and 0.5 % of the object's own
 diagonal, Chamfer distance, normal consistency, connected parts).
 
 Clicks and scores are in the pixels of the image files (the ground-truth masks' size), whatever the working resolution.
@@ -108,13 +109,14 @@ def score_object(segmenter: SceneSegmenter, segmented: Segmented, settings: Eval
         per_view[dataset.cameras.names[i]] = {
             "iou": mask_iou(predicted, truth), "accuracy": mask_accuracy(predicted, truth),
             "baseline_iou": mask_iou(baseline, truth), "baseline_accuracy": mask_accuracy(baseline, truth),
+            "oracle_iou": mask_iou(oracle_click_mask(segmenter, i, truth), truth),
         }
     scores = {key: float(np.mean([v[key] for v in per_view.values()])) for key in
-              ("iou", "accuracy", "baseline_iou", "baseline_accuracy")}
+              ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "oracle_iou")}
     result = segmented.result
     out = {"name": name, "reference_view": dataset.cameras.names[segmented.view], "clicks": segmented.clicks.tolist(),
            **scores, "used_views": len(result.used_views), "skipped_views": result.skipped_views,
-           "segment_seconds": result.seconds, "per_view": per_view}
+           "view_counts": result.status_counts(), "segment_seconds": result.seconds, "per_view": per_view}
     if settings.meshes:
         out.update(_mesh_scores(segmenter, name, info.mesh_path, settings, mesh_dir))
     return out
@@ -143,7 +145,7 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
     for done in segmented:
         results[done.name] = score_object(segmenter, done, settings, mesh_dir)
     results = {info.name: results[info.name] for info in objects}
-    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "fscore", "fscore_fine", "precision", "recall",
+    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "oracle_iou", "fscore", "fscore_fine", "precision", "recall",
             "normal_consistency", "chamfer", "appearance_psnr_vertex", "appearance_psnr_texture", "segment_seconds")
     mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
     summary = {"objects": results, "mean": mean}
@@ -174,11 +176,12 @@ def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
 
 
 def format_table(summary: dict) -> str:
-    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("fscore", "F@1%"),
+    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("oracle_iou", "SAM-oracle"),
+               ("views", "u/r/f/s views"), ("fscore", "F@1%"),
                ("fscore_fine", "F@0.5%"), ("precision", "P@1%"), ("recall", "R@1%"), ("normal_consistency", "normals"),
                ("parts", "parts"), ("truth_parts", "GT parts"), ("appearance_psnr_vertex", "PSNR vcol"),
-               ("appearance_psnr_texture", "PSNR tex"), ("used_views", "views"), ("segment_seconds", "seconds")]
-    rows = [(name, r) for name, r in summary["objects"].items()] + [("mean", summary["mean"])]
+               ("appearance_psnr_texture", "PSNR tex"), ("segment_seconds", "seconds")]
+    rows = [(name, {**r, "views": _view_counts(r)}) for name, r in summary["objects"].items()] + [("mean", summary["mean"])]
     header = f"{'object':<12}" + "".join(f"{title:>15}" for _, title in columns)
     lines = [header, "-" * len(header)]
     for name, r in rows:
@@ -187,9 +190,17 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _view_counts(result: dict) -> str | None:
+    """used / re-prompted / fallback / skipped propagation views, e.g. "40/5/2/0"."""
+    counts = result.get("view_counts")
+    return None if counts is None else "/".join(str(counts[k]) for k in ("used", "reprompted", "fallback", "skipped"))
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):
+        return value
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
@@ -202,6 +213,17 @@ def _click_world_point(segmenter: SceneSegmenter, view: int, click: np.ndarray) 
     origins, dirs = segmenter.cameras.pixel_rays(view)
     k = row * weights.shape[1] + col
     return origins[k] + dirs[k] * weights.depth[row, col]
+
+
+def oracle_click_mask(segmenter: SceneSegmenter, view: int, truth: np.ndarray) -> np.ndarray:
+    """SAM alone on `view` with one perfect click (the pixel deepest inside the ground-truth mask `truth`, at the image
+    file's size): its top-scored mask at that size; empty where the object is not in view. The bar SA3D must clear."""
+    if not truth.any():
+        return np.zeros_like(truth)
+    result = segmenter.candidates(view, reference_clicks(truth, 1), np.ones(1, dtype=np.int64))
+    mask = result.masks[int(np.argmax(result.scores))]
+    h, w = truth.shape
+    return mask if mask.shape == (h, w) else resize_image(mask.astype(np.float32), (w, h), smooth=True) > 0.5
 
 
 def _single_view_baseline(segmenter: SceneSegmenter, view: int, point: np.ndarray) -> np.ndarray:

@@ -215,7 +215,7 @@ class WorkerSession:
         # the objects this one lies in gave it up: meshes already extracted from them are out of date
         return {"name": result.name, "first_view": result.first_view, "used_views": result.used_views,
                 "skipped_views": result.skipped_views, "view_ious": result.view_ious, "seconds": result.seconds,
-                "containers": scene.mask_grid.containers(name)}
+                "view_status": result.view_status, "containers": scene.mask_grid.containers(name)}
 
     def render_mask(self, progress: Progress, name: str, view: str | int) -> dict:
         """The object's opacity in `view`, at the size of the view's image file."""

@@ -21,6 +21,8 @@ class PromptSettings:
     distance_scale: float = 2.0  # a candidate loses the best score once it is this many object radii from every prompt
     negative_points: int = 0  # background clicks placed where the render is confidently "not this object" near it
     min_opacity: float = 0.5  # pixels the field renders as less opaque have no trustworthy depth: never prompts
+    box: bool = True  # also prompt with the rendered mask's bounding box (the reference prompts with points only)
+    box_margin: float = 0.1  # the box is widened by this fraction of its size on each side
 
 
 @dataclass
@@ -100,6 +102,22 @@ def _negative_points(usable: np.ndarray, confident: np.ndarray, top: float, coun
         r, c = divmod(k, w)
         candidates[max(r - 2 * half, 0):r + 2 * half + 1, max(c - 2 * half, 0):c + 2 * half + 1] = np.inf
     return picked
+
+
+def prompt_box(rendered: np.ndarray, margin: float) -> np.ndarray | None:
+    """SAM's box prompt [x0, y0, x1, y1] (pixel edges) around the rendered mask, widened by `margin` of its size on
+    each side; blobs under a tenth of the largest one's area are left out (a stray pixel far away must not make the
+    box cover the image). None when the mask is empty."""
+    regions, count = ndimage.label(rendered)
+    if count == 0:
+        return None
+    areas = np.bincount(regions.ravel())[1:]
+    kept = np.isin(regions, 1 + np.flatnonzero(areas >= 0.1 * areas.max()))
+    rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    h, w = rendered.shape
+    pad_x, pad_y = margin * (cols[-1] + 1 - cols[0]), margin * (rows[-1] + 1 - rows[0])
+    return np.array([max(cols[0] - pad_x, 0.0), max(rows[0] - pad_y, 0.0),
+                     min(cols[-1] + 1 + pad_x, w), min(rows[-1] + 1 + pad_y, h)], dtype=np.float64)
 
 
 def binarise_rendered(score: np.ndarray) -> np.ndarray:
