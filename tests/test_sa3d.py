@@ -60,6 +60,19 @@ def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
     assert {v for v, s in duck.view_status.items() if s == "skipped"} == set(duck.skipped_views)
 
 
+def test_view_masks_take_sams_outline_where_it_agrees_with_the_3d_mask(scene, duck):
+    gt = scene.dataset.ground_truth
+    truth = {int(i): gt.load_mask(int(i)) == gt.object("duck").index for i in scene.dataset.test}
+    raw = [mask_iou(scene.view_mask("duck", i, refine=False), t) for i, t in truth.items()]
+    refined = [mask_iou(scene.view_mask("duck", i), t) for i, t in truth.items()]
+    print(f"duck test IoU: 3-D render {np.mean(raw):.3f}, outlined by SAM {np.mean(refined):.3f}")
+    assert np.mean(refined) >= np.mean(raw) - 0.005 and min(refined) >= 0.7, (raw, refined)
+    i = int(scene.dataset.test[0])
+    assert np.array_equal(scene.view_mask("duck", i, refine=False), scene.render_mask("duck", i) > MASK_LEVEL)
+    h, w = truth[i].shape
+    assert scene.view_mask("duck", i, size=(2 * w, 2 * h)).shape == (2 * h, 2 * w)
+
+
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):
     view, clicks = gt_clicks(scene, "box")
     scene.segment("box", view, clicks, np.ones(len(clicks)))

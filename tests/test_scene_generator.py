@@ -220,3 +220,26 @@ def test_existing_non_empty_output_folder_is_refused_and_left_alone(tmp_path):
     assert str(out) in result.stderr and "not empty" in result.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["scene"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("preset", ["lookalike", "thin"])
+def test_touching_presets_put_every_object_in_contact_with_another_without_overlap(tmp_path, preset):
+    from scipy.spatial import Delaunay, cKDTree
+
+    result = run_make_scene(tmp_path / preset, "--preset", preset, "--views", "4", "--resolution", "32")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meshes = {o["name"]: trimesh.load(tmp_path / preset / o["mesh"]) for o in read_ground_truth(tmp_path / preset)["objects"]}
+    assert len(meshes) == 5
+    surfaces = {name: mesh.sample(20000, seed=0) for name, mesh in meshes.items()}
+    for name, points in surfaces.items():
+        # the footprints touch (the generator leaves 3 mm between outlines); surfaces come within about a centimetre
+        gaps = [cKDTree(other).query(points)[0].min() for other_name, other in surfaces.items() if other_name != name]
+        assert min(gaps) < 0.015, (name, gaps)
+        for other_name, mesh in meshes.items():  # and do not run into each other: no footprint inside another's
+            if other_name != name:
+                footprint = Delaunay(mesh.vertices[:, :2])
+                assert (footprint.find_simplex(meshes[name].vertices[:, :2]) >= 0).sum() == 0, (name, other_name)
+    if preset == "lookalike":  # identical shapes: the bunnies are copies of one another
+        shapes = [np.sort(np.linalg.norm(v - v.mean(axis=0), axis=1))  # unchanged by the yaw and the position
+                  for v in (meshes[f"bunny{k}"].vertices for k in (1, 2, 3))]
+        assert np.allclose(shapes[1], shapes[0], atol=1e-4) and np.allclose(shapes[2], shapes[0], atol=1e-4)

@@ -29,7 +29,7 @@ from ..core.evaluation import appearance_image
 from ..core.mesh.object_export import export_object
 from ..core.metrics import mask_iou
 from ..core.segment.prompts import ObjectPrompt, read_prompts
-from ..core.segment.sa3d import MASK_LEVEL, ObjectResult, SceneSegmenter, write_object_mask
+from ..core.segment.sa3d import ObjectResult, SceneSegmenter, write_object_mask
 from ..core.segment.segmenters import load_segmenter
 from .train import add_dataset_arguments, open_dataset
 
@@ -117,11 +117,11 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
     for i in scene.dataset.test:
         view = scene.cameras.names[int(i)]
         full = scene.full_cameras
-        mask = scene.render_mask(name, int(i), size=(full.width[i], full.height[i])) > MASK_LEVEL
+        mask = scene.view_mask(name, int(i), size=(full.width[i], full.height[i]))
         write_png(out / "masks" / name / f"{view}.png", mask.astype(np.uint8) * 255)
         if scene.cameras.image_paths[i] is not None:
             image = scene.dataset.load_image(int(i))
-            shown = scene.render_mask(name, int(i), size=(image.shape[1], image.shape[0])) > MASK_LEVEL
+            shown = scene.view_mask(name, int(i), size=(image.shape[1], image.shape[0]))
             write_png(out / "overlays" / name / f"{view}.png", mask_overlay(image, shown))
         if gt is not None and name in [o.name for o in gt.objects]:
             ious[view] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(name).index)

@@ -25,7 +25,7 @@ from .mesh.object_export import extract_object
 from .mesh.rasterize import render_colours
 from .mesh.texture import TexturedMesh, bake_texture
 from .metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances, psnr
-from .segment.sa3d import MASK_LEVEL, ObjectResult, SA3DSettings, SceneSegmenter
+from .segment.sa3d import ObjectResult, SA3DSettings, SceneSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,17 @@ def score_object(segmenter: SceneSegmenter, segmented: Segmented, settings: Eval
     for i in dataset.test:
         i = int(i)
         truth = dataset.ground_truth.load_mask(i) == info.index
-        predicted = segmenter.render_mask(name, i, size=truth.shape[::-1]) > MASK_LEVEL
+        predicted = segmenter.view_mask(name, i, size=truth.shape[::-1])
+        rendered = segmenter.view_mask(name, i, size=truth.shape[::-1], refine=False)
         baseline = _single_view_baseline(segmenter, i, click_point)
         per_view[dataset.cameras.names[i]] = {
             "iou": mask_iou(predicted, truth), "accuracy": mask_accuracy(predicted, truth),
+            "rendered_iou": mask_iou(rendered, truth),
             "baseline_iou": mask_iou(baseline, truth), "baseline_accuracy": mask_accuracy(baseline, truth),
             "oracle_iou": mask_iou(oracle_click_mask(segmenter, i, truth), truth),
         }
     scores = {key: float(np.mean([v[key] for v in per_view.values()])) for key in
-              ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "oracle_iou")}
+              ("iou", "accuracy", "rendered_iou", "baseline_iou", "baseline_accuracy", "oracle_iou")}
     result = segmented.result
     out = {"name": name, "reference_view": dataset.cameras.names[segmented.view], "clicks": segmented.clicks.tolist(),
            **scores, "used_views": len(result.used_views), "skipped_views": result.skipped_views,
@@ -145,7 +147,7 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
     for done in segmented:
         results[done.name] = score_object(segmenter, done, settings, mesh_dir)
     results = {info.name: results[info.name] for info in objects}
-    keys = ("iou", "accuracy", "baseline_iou", "baseline_accuracy", "oracle_iou", "fscore", "fscore_fine", "precision", "recall",
+    keys = ("iou", "accuracy", "rendered_iou", "baseline_iou", "baseline_accuracy", "oracle_iou", "fscore", "fscore_fine", "precision", "recall",
             "normal_consistency", "chamfer", "appearance_psnr_vertex", "appearance_psnr_texture", "segment_seconds")
     mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
     summary = {"objects": results, "mean": mean}
@@ -171,12 +173,14 @@ def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
         color = palette[k % len(palette)]
         gt_panel = np.where((truth == info.index)[..., None], color, gt_panel)
         if info.name in segmenter.mask_grid.names:
-            sa3d_panel = np.where((segmenter.render_mask(info.name, view) > MASK_LEVEL)[..., None], color, sa3d_panel)
+            sa3d_panel = np.where(segmenter.view_mask(info.name, view, size=image.shape[1::-1])[..., None], color,
+                                  sa3d_panel)
     return np.concatenate([image, gt_panel, sa3d_panel], axis=1)
 
 
 def format_table(summary: dict) -> str:
-    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("baseline_iou", "SAM-1view IoU"), ("oracle_iou", "SAM-oracle"),
+    columns = [("iou", "IoU"), ("accuracy", "Acc"), ("rendered_iou", "IoU 3D-only"), ("baseline_iou", "SAM-1view IoU"),
+               ("oracle_iou", "SAM-oracle"),
                ("views", "u/r/f/s views"), ("fscore", "F@1%"),
                ("fscore_fine", "F@0.5%"), ("precision", "P@1%"), ("recall", "R@1%"), ("normal_consistency", "normals"),
                ("parts", "parts"), ("truth_parts", "GT parts"), ("appearance_psnr_vertex", "PSNR vcol"),
