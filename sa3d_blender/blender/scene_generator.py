@@ -65,11 +65,11 @@ class ScenePreset:
     """What a named preset renders: its objects, the number and size of the views, the split, the image quality."""
 
     objects: tuple[ObjectSpec, ...]
-    n_views: int
-    resolution: int
-    test_every: int  # view i is a test view when i % test_every == test_every - 1 (interleaved, deterministic)
-    layout_radius: float  # object centres are drawn in a disc of this radius (metres)
-    samples: int  # Cycles samples per pixel of the images (denoised when OpenImageDenoise is available)
+    n_views: int = 60
+    resolution: int = 160
+    test_every: int = 5  # view i is a test view when i % test_every == test_every - 1 (interleaved, deterministic)
+    layout_radius: float = 0.30  # object centres are drawn in a disc of this radius (metres)
+    samples: int = 16  # Cycles samples per pixel of the images (denoised when OpenImageDenoise is available)
     surroundings: str = "plane"  # "plane" (a 2.5 m checker plane under a uniform sky) or "room" (floor and walls)
     rig: str = "orbit"  # "orbit", "varied" or "forward" (see the constants above)
     llff: bool = False  # write poses_bounds.npy (LLFF) instead of transforms.json
@@ -85,11 +85,6 @@ PRESETS = {
             ObjectSpec("can", "cylinder", size=0.22, height=0.27, color=BLUE),
             ObjectSpec("cone", "cone", size=0.27, height=0.30, color=GREEN),
         ),
-        n_views=60,
-        resolution=160,
-        test_every=5,
-        layout_radius=0.30,
-        samples=16,
     ),
     "tiny": ScenePreset(
         objects=(
@@ -101,7 +96,6 @@ PRESETS = {
         resolution=96,
         test_every=4,
         layout_radius=0.22,
-        samples=16,
     ),
     # surroundings reaching far beyond the objects, cameras at several distances and heights, a ball in a tray
     "room": ScenePreset(
@@ -112,11 +106,7 @@ PRESETS = {
             ObjectSpec("box", "box", size=0.28, color=RED),
             ObjectSpec("can", "cylinder", size=0.22, height=0.27, color=BLUE),
         ),
-        n_views=60,
-        resolution=160,
-        test_every=5,
         layout_radius=0.35,
-        samples=16,
         surroundings="room",
         rig="varied",
     ),
@@ -128,10 +118,7 @@ PRESETS = {
             ObjectSpec("cone", "cone", size=0.27, height=0.30, color=GREEN),
         ),
         n_views=32,
-        resolution=160,
         test_every=8,
-        layout_radius=0.30,
-        samples=16,
         surroundings="room",
         rig="forward",
         llff=True,
@@ -142,11 +129,6 @@ PRESETS = {
             *(ObjectSpec(f"bunny{k}", "bunny.obj", size=0.24, color=GREY) for k in (1, 2, 3)),
             *(ObjectSpec(f"cube{k}", "box", size=0.22, color=GREY) for k in (1, 2)),
         ),
-        n_views=60,
-        resolution=160,
-        test_every=5,
-        layout_radius=0.30,
-        samples=16,
         layout="touching",
     ),
     # thin and occluded: a chair on thin legs, a flat ring, a duck and a can half hidden behind a tall box
@@ -158,11 +140,6 @@ PRESETS = {
             ObjectSpec("duck", "duck.obj", size=0.24),
             ObjectSpec("can", "cylinder", size=0.14, height=0.18, color=BLUE),
         ),
-        n_views=60,
-        resolution=160,
-        test_every=5,
-        layout_radius=0.30,
-        samples=16,
         layout="touching",
     ),
 }
