@@ -271,8 +271,8 @@ class SceneSegmenter:
                      last_chance: bool = True) -> tuple[str, str, float | None]:
         """Self-prompt SAM on one view and add what it agrees with to the grid: (status, reason, IoU with the render).
 
-        Prompts: the confident points and the rendered mask's box. A view SAM disagrees with is prompted with the box alone, then (on its last chance) votes with the rendered
-        3-D mask where the object is what the view sees (see SA3DSettings)."""
+        Prompts: the confident points and the rendered mask's box. A view SAM disagrees with is prompted with the box
+        alone, then (on its last chance) votes with the rendered 3-D mask where the object is what the view sees."""
         values = self.mask_grid.values(name)
         score = data.weights.render(values)
         prompts = choose_prompts(score, self._world_points(data), data.weights.opacity, settings.prompts)
@@ -299,14 +299,20 @@ class SceneSegmenter:
         return "skipped", reason, best
 
     def _best_match(self, data: ViewData, points: np.ndarray | None, labels: np.ndarray | None,
-                    box: np.ndarray | None, rendered: np.ndarray) -> tuple[np.ndarray, float]:
-        """SAM's candidate (at SA3D's view size) that best matches the rendered mask, and that IoU."""
-        h, w = data.weights.shape
+                    box: np.ndarray | None, rendered: np.ndarray, image_size: bool = False) -> tuple[np.ndarray, float]:
+        """SAM's candidate that best matches `rendered` (prompts and mask at SA3D's view size), and that IoU: compared
+        at SA3D's view size, or with `image_size` at the size SAM saw (the working image), keeping SAM's detail."""
+        h, w = rendered.shape
         image_h, image_w = data.embedding.original_size
         scale = np.array([image_w / w, image_h / h])
         result = self.segmenter.predict(data.embedding, None if points is None else points * scale, labels,
                                         None if box is None else box * np.tile(scale, 2), multimask=True)
-        masks = [self._to_view(mask, data) for mask in result.masks]
+        if image_size:
+            masks = list(result.masks)
+            if (h, w) != (image_h, image_w):
+                rendered = resize_image(rendered.astype(np.float32), (image_w, image_h), smooth=True) > 0.5
+        else:
+            masks = [self._to_view(mask, data) for mask in result.masks]
         ious = [mask_iou(mask, rendered) for mask in masks]
         k = int(np.argmax(ious))
         return masks[k], float(ious[k])
@@ -348,19 +354,13 @@ class SceneSegmenter:
         i = self.view_index(view)
         rendered = self.render_mask(name, i) > MASK_LEVEL
         if refine and rendered.sum() >= MIN_REFINE_PIXELS:
-            data = self.cache.get(i)
-            image_h, image_w = data.embedding.original_size
-            scale = np.array([image_w / rendered.shape[1], image_h / rendered.shape[0]])
             depth = ndimage.distance_transform_edt(rendered)
             row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
-            result = self.segmenter.predict(data.embedding, np.array([[col + 0.5, row + 0.5]]) * scale,
-                                            np.ones(1, dtype=np.int64),
-                                            prompt_box(rendered, REFINE_BOX_MARGIN) * np.tile(scale, 2), multimask=True)
-            target = rendered if rendered.shape == (image_h, image_w) else \
-                resize_image(rendered.astype(np.float32), (image_w, image_h), smooth=True) > 0.5
-            ious = [mask_iou(mask, target) for mask in result.masks]
-            if max(ious) >= REFINE_IOU:
-                rendered = result.masks[int(np.argmax(ious))]
+            click = np.array([[col + 0.5, row + 0.5]])
+            outline, iou = self._best_match(self.cache.get(i), click, np.ones(1, dtype=np.int64),
+                                            prompt_box(rendered, REFINE_BOX_MARGIN), rendered, image_size=True)
+            if iou >= REFINE_IOU:
+                rendered = outline
         if size is None or tuple(size) == rendered.shape[::-1]:
             return rendered
         return resize_image(rendered.astype(np.float32), size, smooth=True) > 0.5
