@@ -116,6 +116,21 @@ def test_an_object_is_cut_off_the_floor_it_rests_on():
     assert cut.is_watertight  # the cut is capped: the block stands on a flat base
 
 
+def test_the_cut_follows_the_floor_not_a_taller_neighbour_beside_the_object():
+    """A block on the floor with a taller block pressed against its side, both inside the ring around the mask (as
+    the demo's ball and cone are): seen from cameras above, the support is the floor, not the neighbour's side (which
+    cut the ball in half) nor its top; without the cameras the plane may be either, but never the neighbour's side."""
+    block = lambda x, y, z: (x.abs() < 0.2) & (y.abs() < 0.2) & (z < 0.1)
+    neighbour = lambda x, y, z: (x > 0.22) & (x < 0.5) & (y.abs() < 0.3) & (z < 0.5)
+    field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | block(x, y, z) | neighbour(x, y, z))
+    values = _box_values(field, [-0.25, -0.25, -0.45], [0.21, 0.25, 0.15])
+    voxel = 2.0 / 63
+    cameras = np.array([[0.0, -2.0, 2.0], [2.0, 0.0, 2.0], [-2.0, 0.5, 2.5]])
+    cut = extract_object(field, values, cameras=cameras)
+    assert -0.3 <= cut.bounds[0, 2] <= -0.3 + 1.5 * voxel, cut.bounds
+    np.testing.assert_allclose(cut.bounds[:, :2], [[-0.2, -0.2], [0.2, 0.2]], atol=1.5 * voxel)
+
+
 def test_an_object_with_nothing_under_it_is_not_cut():
     """A floating block (empty space all around the mask) keeps its whole mask."""
     field = _solid_field(lambda x, y, z: (x.abs() < 0.2) & (y.abs() < 0.2) & (z.abs() < 0.2))

@@ -251,7 +251,8 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
     truth = trimesh.load(truth_path, force="mesh")
     diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
     try:
-        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction)
+        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction,
+                              segmenter.camera_centres())
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()

@@ -48,10 +48,12 @@ def field_colors(field: VoxelField, points: np.ndarray) -> np.ndarray:
 
 
 def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
-                   settings: ExtractionSettings = ExtractionSettings()) -> trimesh.Trimesh:
+                   settings: ExtractionSettings = ExtractionSettings(),
+                   cameras: np.ndarray | None = None) -> trimesh.Trimesh:
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
-    mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat). SA3DError when the mask holds nothing.
+    mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); cameras: [N,3] world centres of the
+    views, which tell the support's top side (support_plane.py). SA3DError when the mask holds nothing.
     """
     values = np.asarray(mask_grid_values, dtype=np.float32).reshape(field.shape)
     # a 0/1 mask: any mask_threshold in [0, 1) keeps exactly the solid; objects live in the inner region only
@@ -61,7 +63,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     if field.space is not None and field.space.kind == "ndc" and mask.any():
         mask = _within_object_depth(field, mask, opacity > settings.level)
     if settings.cut_support and mask.any():
-        mask = _without_support(field, mask, (opacity > settings.level) & inner)
+        mask = _without_support(field, mask, (opacity > settings.level) & inner, cameras)
     bbox = field.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
     def to_world(points: np.ndarray) -> np.ndarray:
@@ -81,11 +83,12 @@ def texture_path(mesh_path: Path) -> Path:
 
 def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
-                  texture: TextureSettings = TextureSettings()) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+                  texture: TextureSettings = TextureSettings(),
+                  cameras: np.ndarray | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
     """extract_object into `path` (.ply, .glb or .obj). With `photos` the mesh also gets its photo texture, written as
     texture_path(path): GLB and OBJ carry it, a PLY keeps the vertex colours."""
     path = Path(path)
-    mesh = extract_object(field, mask_grid_values, settings)
+    mesh = extract_object(field, mask_grid_values, settings, cameras)
     textured = None
     if photos is not None:
         textured = bake_texture(mesh, photos, texture)
@@ -111,7 +114,7 @@ def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray
     return mask & (depth <= MAX_DEPTH_RATIO * float(np.median(depth[solid])))
 
 
-def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray, cameras: np.ndarray | None) -> np.ndarray:
     """The mask cut at the plane the object rests on, when its surroundings show one (support_plane.py); computed on
     the grid around the mask only."""
     lo = np.maximum(np.argwhere(mask).min(axis=0) - RING_VOXELS - 2, 0)
@@ -123,7 +126,7 @@ def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) ->
     # world size of a voxel at the object: the median step between neighbouring vertices inside the mask
     inside = mask[crop][:-1]
     voxel = float(np.median(np.linalg.norm(positions[1:] - positions[:-1], axis=-1)[inside]))
-    plane = find_support(mask[crop], opaque[crop], positions, voxel)
+    plane = find_support(mask[crop], opaque[crop], positions, voxel, cameras)
     if plane is None:
         return mask
     cut = mask.copy()

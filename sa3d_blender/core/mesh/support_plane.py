@@ -17,8 +17,11 @@ RING_VOXELS = 4  # how far around the mask the support is looked for
 RANSAC_TRIES = 256
 MIN_RING_POINTS = 50
 MIN_INLIER_FRACTION = 0.5  # of the ring's top-surface points: the support must be most of what surrounds the object
-MAX_OBJECT_BELOW = 0.4  # of the mask beyond the plane (the slab itself is some): more, and it is not a support
+MAX_OBJECT_BELOW = 0.5  # of the object's opaque mask beyond the plane (the slab is some): more, and it is not a support
 PLANE_TOLERANCE_VOXELS = 1.5  # inlier distance, in voxels
+# a support faces the cameras' side: a plane tilted further than this from "towards the cameras" is the side of a
+# neighbour (the demo ball's was cut in half by the cone beside it), not a floor or a table
+MAX_TILT_DEGREES = 35.0
 
 
 @dataclass(frozen=True)
@@ -32,23 +35,33 @@ class SupportPlane:
         return points @ self.normal - self.offset
 
 
-def find_support(mask: np.ndarray, floor: np.ndarray, positions: np.ndarray, voxel: float) -> SupportPlane | None:
+def find_support(mask: np.ndarray, opaque: np.ndarray, positions: np.ndarray, voxel: float,
+                 cameras: np.ndarray | None = None) -> SupportPlane | None:
     """The plane the object rests on, or None when its surroundings hold none.
 
-    mask: bool [X,Y,Z] the object's solid mask; floor: bool [X,Y,Z] vertices that can be support (opaque, seen and
-    voted not-this-object); positions: [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there."""
-    ring = ndimage.binary_dilation(mask, iterations=RING_VOXELS) & ~mask & floor
-    inside = positions[mask]
-    if ring.sum() < MIN_RING_POINTS or len(inside) == 0:
+    mask: bool [X,Y,Z] the object's solid mask; opaque: bool [X,Y,Z] the field's opaque vertices; positions:
+    [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there; cameras: [N,3] centres of the
+    views (a support is seen from above: "up" is towards them), else up is from the ring towards the object."""
+    ring = ndimage.binary_dilation(mask, iterations=RING_VOXELS) & ~mask & opaque
+    body = positions[mask & opaque]
+    if ring.sum() < MIN_RING_POINTS or len(body) == 0:
         return None
-    # an unseen floor is opaque several voxels deep; its top (what the cameras see) is where the next vertex towards
-    # the object is empty: step along the grid axis closest to "from the ring towards the object"
-    up = inside.mean(axis=0) - positions[ring].mean(axis=0)
+    if cameras is not None and len(cameras):
+        towards = np.asarray(cameras, dtype=np.float64) - body.mean(axis=0)
+        up = (towards / np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)).mean(axis=0)
+    else:
+        up = body.mean(axis=0) - positions[ring].mean(axis=0)
+    up = up / max(float(np.linalg.norm(up)), 1e-12)
+    # an unseen floor is opaque several voxels deep; its top (what the cameras see) is where the next vertex up is
+    # empty: step along the grid axis closest to up
     axis, sign = _grid_step_towards(positions, up)
-    above = np.roll(floor, -sign, axis=axis)
+    above = np.roll(opaque, -sign, axis=axis)
     points = positions[ring & ~above]
+    # what the object rests on lies below most of it: the tops of taller neighbours beside it do not
+    points = points[points @ up <= np.median(body @ up)]
     if len(points) < MIN_RING_POINTS:
         return None
+    min_cos = np.cos(np.radians(MAX_TILT_DEGREES))
     rng = np.random.default_rng(0)
     tolerance = PLANE_TOLERANCE_VOXELS * voxel
     best, best_count = None, 0
@@ -59,6 +72,8 @@ def find_support(mask: np.ndarray, floor: np.ndarray, positions: np.ndarray, vox
         if length < 1e-12:
             continue
         normal /= length
+        if abs(float(normal @ up)) < min_cos:
+            continue
         count = int((np.abs((points - a) @ normal) < tolerance).sum())
         if count > best_count:
             best, best_count = (normal, float(a @ normal)), count
@@ -71,7 +86,7 @@ def find_support(mask: np.ndarray, floor: np.ndarray, positions: np.ndarray, vox
     if normal @ up < 0:
         normal = -normal
     offset = float(centre @ normal)
-    if ((inside @ normal - offset) < -tolerance).mean() > MAX_OBJECT_BELOW:
+    if ((body @ normal - offset) < -tolerance).mean() > MAX_OBJECT_BELOW:
         return None  # the object reaches well through the plane: a wall or a shelf behind it, not its support
     return SupportPlane(normal, offset, best_count / len(points))
 

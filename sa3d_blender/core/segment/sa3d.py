@@ -141,6 +141,10 @@ class SceneSegmenter:
             if image is not None:
                 yield Photo(i, image, self.image_cameras, self.cache.weights(i).depth, self.cameras)
 
+    def camera_centres(self) -> np.ndarray:
+        """[N,3] world centres of the propagation views (which side of a support plane the cameras are on)."""
+        return self.cameras.c2w[self.views, :3, 3]
+
     def view_index(self, view: str | int) -> int:
         if isinstance(view, (int, np.integer)):
             if not 0 <= view < len(self.cameras):
