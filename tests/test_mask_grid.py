@@ -15,7 +15,7 @@ H, W = 6, 7
 
 def random_view(rng: np.random.Generator, density: float = 0.1) -> ViewWeights:
     matrix = sp.random(H * W, int(np.prod(SHAPE)), density=density, random_state=rng, format="csr", dtype=np.float32)
-    return ViewWeights(matrix, np.ones((H, W), np.float32), np.ones((H, W), np.float32))
+    return ViewWeights(matrix, np.ones((H, W), np.float32), np.ones((H, W), np.float32), np.ones((H, W), np.float32))
 
 
 def reference_sgd(views, masks, lambdas) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_exclusive_gives_each_vertex_to_one_object_and_penalty_pushes_out_the_ne
     # two objects whose SAM masks overlap on half the pixels of one view
     identity = sp.identity(H * W, format="csr", dtype=np.float32)
     view = ViewWeights(sp.hstack([identity, sp.csr_matrix((H * W, int(np.prod(SHAPE)) - H * W))]).tocsr(),
-                       np.ones((H, W), np.float32), np.ones((H, W), np.float32))
+                       np.ones((H, W), np.float32), np.ones((H, W), np.float32), np.ones((H, W), np.float32))
     left = np.zeros((H, W), bool)
     left[:, :4] = True
     right = np.zeros((H, W), bool)
@@ -84,7 +84,7 @@ def test_exclusive_gives_each_vertex_to_one_object_and_penalty_pushes_out_the_ne
 def _pixel_view() -> ViewWeights:
     identity = sp.identity(H * W, format="csr", dtype=np.float32)
     return ViewWeights(sp.hstack([identity, sp.csr_matrix((H * W, int(np.prod(SHAPE)) - H * W))]).tocsr(),
-                       np.ones((H, W), np.float32), np.ones((H, W), np.float32))
+                       np.ones((H, W), np.float32), np.ones((H, W), np.float32), np.ones((H, W), np.float32))
 
 
 def test_an_object_inside_another_survives_in_either_order_and_leaves_its_container():

@@ -7,12 +7,16 @@ import pytest
 import torch
 import trimesh
 
+from sa3d_blender.core.data.cameras import Cameras
 from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.field.voxel_field import FieldConfig, VoxelField
 from sa3d_blender.core.mesh.mesh_extraction import ExtractionSettings
 from sa3d_blender.core.mesh.object_export import SURFACE_LENGTH_FRACTION, extract_object, solid_mask, surface_opacity
-from sa3d_blender.core.metrics import mesh_distances
+from sa3d_blender.core.mesh.texture import Photo
+from sa3d_blender.core.metrics import connected_parts, mesh_distances
+from sa3d_blender.core.segment.view_cache import compute_view_weights
+from test_datasets import look_at
 from test_view_cache import tiny_field_path
 
 
@@ -116,19 +120,52 @@ def test_an_object_is_cut_off_the_floor_it_rests_on():
     assert cut.is_watertight  # the cut is capped: the block stands on a flat base
 
 
+def _photos_around(field: VoxelField, height: float = 2.0, n: int = 8, size: int = 48) -> list[Photo]:
+    """n views on a ring at `height` looking at the origin, with the field's first surface rendered for each."""
+    angles = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    c2w = np.stack([look_at((2.5 * np.cos(a), 2.5 * np.sin(a), height)) for a in angles])
+    cameras = Cameras(c2w, [size] * n, [size] * n, [size / 2] * n, [size / 2] * n, [size] * n, [size] * n,
+                      [f"v{k}" for k in range(n)], [None] * n)
+    return [Photo(i, np.zeros((size, size, 3), np.float32), cameras,
+                  compute_view_weights(field, cameras, i).surface, cameras) for i in range(n)]
+
+
 def test_the_cut_follows_the_floor_not_a_taller_neighbour_beside_the_object():
     """A block on the floor with a taller block pressed against its side, both inside the ring around the mask (as
     the demo's ball and cone are): seen from cameras above, the support is the floor, not the neighbour's side (which
-    cut the ball in half) nor its top; without the cameras the plane may be either, but never the neighbour's side."""
+    cut the ball in half) nor its top."""
     block = lambda x, y, z: (x.abs() < 0.2) & (y.abs() < 0.2) & (z < 0.1)
     neighbour = lambda x, y, z: (x > 0.22) & (x < 0.5) & (y.abs() < 0.3) & (z < 0.5)
     field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | block(x, y, z) | neighbour(x, y, z))
     values = _box_values(field, [-0.25, -0.25, -0.45], [0.21, 0.25, 0.15])
     voxel = 2.0 / 63
-    cameras = np.array([[0.0, -2.0, 2.0], [2.0, 0.0, 2.0], [-2.0, 0.5, 2.5]])
-    cut = extract_object(field, values, cameras=cameras)
+    cut = extract_object(field, values, photos=_photos_around(field))
     assert -0.3 <= cut.bounds[0, 2] <= -0.3 + 1.5 * voxel, cut.bounds
     np.testing.assert_allclose(cut.bounds[:, :2], [[-0.2, -0.2], [0.2, 0.2]], atol=1.5 * voxel)
+
+
+def test_the_inside_no_view_sees_is_filled_whatever_holes_the_shell_has():
+    """A block whose walls are opaque but whose inside is empty with opaque specks in it, open through a hole in its
+    bottom wall (fields leave objects' insides unconstrained): without the views the mesh has inner walls around the
+    inside and every speck; with them the inside is solid and the mesh is the block alone."""
+    outer = lambda x, y, z: (x.abs() < 0.4) & (y.abs() < 0.4) & (z.abs() < 0.4)
+    inner = lambda x, y, z: (x.abs() < 0.32) & (y.abs() < 0.32) & (z.abs() < 0.32)
+    hole = lambda x, y, z: (x.abs() < 0.1) & (y.abs() < 0.1) & (z < 0)
+    field = _solid_field(lambda x, y, z: outer(x, y, z) & ~(inner(x, y, z) | hole(x, y, z)))
+    p = field.vertex_positions()
+    specks = inner(p[:, 0], p[:, 1], p[:, 2]) & (torch.rand(len(p), generator=torch.Generator().manual_seed(0)) < 0.05)
+    with torch.no_grad():
+        field.density[specks] = 10.0 - field.density_shift
+    # the mask ends at the block's bottom, as a support cut would leave it; the views look from above
+    values = _box_values(field, [-0.5, -0.5, -0.42], [0.5, 0.5, 0.5])
+    settings = ExtractionSettings(cut_support=False)
+    hollow = extract_object(field, values, settings)
+    solid = extract_object(field, values, settings, photos=_photos_around(field, height=1.5))
+    block = extract_object(_solid_field(outer), values, settings)  # the same block, solid throughout
+    assert hollow.area > 1.5 * block.area, (hollow.area, block.area)  # the inner walls and the specks' shells
+    assert connected_parts(solid) == 1 and solid.is_watertight
+    assert abs(solid.area - block.area) < 0.04 * block.area, (solid.area, block.area)
+    assert abs(solid.volume - block.volume) < 0.02 * block.volume, (solid.volume, block.volume)
 
 
 def test_an_object_with_nothing_under_it_is_not_cut():

@@ -84,3 +84,30 @@ def test_opaque_rays_stop_being_sampled_and_render_as_without_stopping():
         out = render_rays(field, origins, dirs)
     assert torch.allclose(out["rgb"], rgb, atol=2e-3) and torch.allclose(out["acc"], 1 - final, atol=2e-4)
     assert torch.allclose(out["depth"], depth, atol=1e-3)
+
+
+def test_the_first_surface_is_where_half_the_light_has_stopped_not_the_expected_depth():
+    """A thin semi-transparent sheet (opacity 0.7) at x = -0.5 in front of an opaque wall at x = 0.5: the expected
+    depth lies between them, the first surface at the sheet; a ray that misses both (through fog that stops less
+    than half its light) has no first surface."""
+    from sa3d_blender.core.field.rendering import median_depth
+
+    bbox = np.array([[-1.0, -0.2, -0.2], [1.0, 0.2, 0.2]])
+    field = VoxelField(bbox, (201, 41, 41), FieldConfig())
+    p = field.vertex_positions()
+    sheet = (p[:, 0] + 0.5).abs() < 0.03  # 6 cm thick
+    wall = (p[:, 0] - 0.5).abs() < 0.03
+    with torch.no_grad():
+        # opacity over a length L: 1 - exp(-softplus(raw) L / base voxel); 0.7 over the sheet's 6 cm
+        raw = torch.log(torch.expm1(torch.tensor(-np.log(0.3) * field.base_voxel_size / 0.06)))
+        field.density.copy_(torch.where(sheet, raw, torch.where(wall, 40.0, -30.0)) - field.density_shift)
+        field.density[(p[:, 1] > 0.1)] = -30.0 - field.density_shift  # the top of the box holds nothing
+    field.update_occupancy(1e-6)
+    origins = torch.tensor([[-1.5, 0.0, 0.0], [-1.5, 0.15, 0.0]])
+    dirs = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    with torch.no_grad():
+        out = render_rays(field, origins, dirs, keep_samples=True)
+    first = median_depth(out["samples"], 2)
+    assert 0.97 <= float(first[0]) <= 1.03, first  # inside the sheet, 1.0 from the origin
+    assert float(out["depth"][0]) > 1.3  # the expected depth is pulled towards the wall at 2.0
+    assert torch.isinf(first[1])

@@ -107,7 +107,7 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
                "skipped_views": result.skipped_views, "seconds": round(result.seconds, 2)}
     if mesh_format is not None:
         path = out / "meshes" / f"{name}.{mesh_format}"
-        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos(), cameras=scene.camera_centres())
+        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos())
         summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
         if len(scene.dataset.test):  # the mesh beside a held-out photo: the view that sees most of the object
             view = max(map(int, scene.dataset.test), key=lambda i: float(scene.render_mask(name, i).sum()))

@@ -250,16 +250,16 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
     room and passes any blob), precision and recall, normal consistency and connected parts against the truth's."""
     truth = trimesh.load(truth_path, force="mesh")
     diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
+    photos = list(segmenter.photos())
     try:
-        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction,
-                              segmenter.camera_centres())
+        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos)
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()
     coarse, fine = (mesh_distances(mesh, truth, fraction * diagonal) for fraction in settings.fscore_fractions)
     written, appearance = {}, {}
     if len(mesh.faces) and settings.texture:
-        textured = bake_texture(mesh, segmenter.photos())
+        textured = bake_texture(mesh, photos)
         appearance = appearance_psnr(segmenter.dataset, name, mesh, textured)
         if mesh_dir is not None:
             written["textured_mesh"] = str(write_mesh(textured.trimesh(), Path(mesh_dir) / f"{name}.glb"))

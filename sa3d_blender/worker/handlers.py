@@ -236,8 +236,8 @@ class WorkerSession:
         path = mesh_path(out_path, format)
         extraction = settings_from(ExtractionSettings, settings, "extraction")
         progress(0.0, "extract", f"meshing and texturing {name}" if texture else f"meshing {name}")
-        mesh, textured = export_object(self.field, grid, path, extraction, scene.photos() if texture else None,
-                                       TextureSettings(size=int(texture_size)), scene.camera_centres())
+        mesh, textured = export_object(self.field, grid, path, extraction, scene.photos(),
+                                       TextureSettings(size=int(texture_size)) if texture else None)
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}

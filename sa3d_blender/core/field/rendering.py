@@ -301,6 +301,24 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
     return out
 
 
+def median_depth(samples: RaySamples, n_rays: int) -> torch.Tensor:
+    """[R] distance at which each ray's accumulated opacity first reaches 0.5, from render_rays' kept samples (inf
+    where it never does)."""
+    order = torch.argsort(samples.t, stable=True)
+    order = order.index_select(0, torch.argsort(samples.ray_id.index_select(0, order), stable=True))
+    ray, t, w = (x.index_select(0, order) for x in (samples.ray_id, samples.t, samples.weights))
+    counts = torch.bincount(ray, minlength=n_rays)
+    before = (torch.cumsum(counts, 0) - counts).index_select(0, ray)
+    total = torch.cumsum(w.double(), 0)
+    accumulated = total - torch.cat([total.new_zeros(1), total])[before]
+    reached = torch.nonzero(accumulated >= 0.5).squeeze(1)
+    depth = torch.full((n_rays,), float("inf"), device=t.device)
+    # the first sample of each ray past one half: scatter in reverse so the earliest one is written last
+    flipped = reached.flip(0)
+    depth[ray.index_select(0, flipped)] = t.index_select(0, flipped)
+    return depth
+
+
 def _no_samples(device) -> tuple:
     return (torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, device=device),
             torch.zeros(0, 8, dtype=torch.long, device=device), torch.zeros(0, 8, device=device),

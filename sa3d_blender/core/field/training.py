@@ -167,7 +167,7 @@ def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
     return lo * (hi / lo) ** ramp
 
 
-def _optimizer(field: VoxelField, lr: float) -> torch.optim.Optimizer:
+def field_optimizer(field: VoxelField, lr: float) -> torch.optim.Optimizer:
     fused = field.density.device.type in ("cpu", "cuda")
     # per-voxel gradients are ~1e-8 early on (mean loss, tiny weights): the default eps would swallow them
     return torch.optim.Adam([field.density, field.color, field.background], lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=fused)
@@ -183,7 +183,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
     field_bbox = dataset.bbox if space is None else space.field_bbox()
     shapes = _growth_shapes(field_bbox, settings)
     field = VoxelField(field_bbox, shapes[0], settings.field, space=space).to(device)
-    optim = _optimizer(field, settings.lr)
+    optim = field_optimizer(field, settings.lr)
     exposure = Exposure(len(bank.views), device) if settings.exposure else None
     exposure_optim = torch.optim.Adam(exposure.parameters(), lr=settings.exposure_lr) if exposure else None
     stage, it, next_occupancy = 0, 0, settings.occupancy_warmup
@@ -201,7 +201,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
                 and it >= max(settings.occupancy_warmup, (stage + 1) * settings.min_stage_iterations)):
             stage += 1
             field.resize(shapes[stage])
-            optim = _optimizer(field, settings.lr)
+            optim = field_optimizer(field, settings.lr)
             log.info("grid grown to %s at iteration %d", shapes[stage], it)
         lr = settings.lr * settings.lr_final_ratio ** frac
         for group in optim.param_groups:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import trimesh
 from scipy import ndimage
 
+from ..data.cameras import Cameras
 from ..data.image_io import write_png
+from ..errors import SA3DError
+from ..field.local_refinement import LocalField, RefineSettings, field_scale_at, refine, world_box
+from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
+from .interior import fill_unseen
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
@@ -23,13 +28,18 @@ from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
 SURFACE_LENGTH_FRACTION = 0.02
 
 
-def surface_opacity(field: VoxelField) -> np.ndarray:
-    """Opacity [X,Y,Z] at each vertex of a ray crossing SURFACE_LENGTH_FRACTION of the inner region's diagonal:
+def surface_length(field: VoxelField) -> float:
+    """SURFACE_LENGTH_FRACTION of the inner region's diagonal, in field units."""
+    inner = field.inner_bbox()
+    return SURFACE_LENGTH_FRACTION * float(np.linalg.norm(inner[1] - inner[0]))
+
+
+def surface_opacity(field: VoxelField, length: float | None = None) -> np.ndarray:
+    """Opacity [X,Y,Z] at each vertex of a ray crossing `length` field units (default surface_length(field)):
     1 - (1 - α_step)^(length / step), so the level means the same thing whatever step or voxel size was trained."""
     with torch.no_grad():
         alpha = field.vertex_alpha().clamp(0.0, 1.0 - 1e-7).cpu().double().numpy()
-    inner = field.inner_bbox()
-    length = SURFACE_LENGTH_FRACTION * float(np.linalg.norm(inner[1] - inner[0]))
+    length = surface_length(field) if length is None else length
     return (1.0 - (1.0 - alpha) ** (length / field.step_size)).astype(np.float32).reshape(field.shape)
 
 
@@ -47,33 +57,87 @@ def field_colors(field: VoxelField, points: np.ndarray) -> np.ndarray:
     return rgb.cpu().double().numpy()
 
 
-def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
-                   settings: ExtractionSettings = ExtractionSettings(),
-                   cameras: np.ndarray | None = None) -> trimesh.Trimesh:
-    """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
-
-    mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); cameras: [N,3] world centres of the
-    views, which tell the support's top side (support_plane.py). SA3DError when the mask holds nothing.
-    """
+def object_mask(field: VoxelField, mask_grid_values: np.ndarray, level: float = ExtractionSettings.level) -> np.ndarray:
+    """bool [X,Y,Z]: the object's solid mask on the field's grid, in the inner region (and, forward-facing, not
+    deeper than the object is: _within_object_depth)."""
     values = np.asarray(mask_grid_values, dtype=np.float32).reshape(field.shape)
     # a 0/1 mask: any mask_threshold in [0, 1) keeps exactly the solid; objects live in the inner region only
-    inner = field.inner_vertices().cpu().numpy().reshape(field.shape)
-    mask = solid_mask(values) & inner
-    opacity = surface_opacity(field)
+    mask = solid_mask(values) & field.inner_vertices().cpu().numpy().reshape(field.shape)
     if field.space is not None and field.space.kind == "ndc" and mask.any():
-        mask = _within_object_depth(field, mask, opacity > settings.level)
+        mask = _within_object_depth(field, mask, surface_opacity(field) > level)
+    return mask
+
+
+def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
+                   settings: ExtractionSettings = ExtractionSettings(),
+                   photos: Sequence[Photo] | None = None, local: LocalField | None = None) -> trimesh.Trimesh:
+    """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
+
+    mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
+    depth, which make what none of them sees solid (interior.py) and tell the support's top side (support_plane.py);
+    local: the object's refined field (refine_object), meshed instead of the scene field where the object is.
+    SA3DError when the mask holds nothing.
+    """
+    mask = object_mask(field, mask_grid_values, settings.level)
+    if local is None:
+        target, opacity = field, surface_opacity(field)
+    else:
+        target = local.field
+        mask = _resample_mask(field, mask, target)
+        opacity = surface_opacity(target, surface_length(field) * local.scale)
     if settings.cut_support and mask.any():
-        mask = _without_support(field, mask, (opacity > settings.level) & inner, cameras)
-    bbox = field.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
+        inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
+        centres = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos]) if photos else None
+        mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, centres)
+    forward = field.space is not None and field.space.kind == "ndc"
+    if photos and not forward and mask.any():  # forward-facing views never see an object's back: no inside to fill
+        tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(target, mask))
+        opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
+    bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
     def to_world(points: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return field.to_world(torch.as_tensor(points, dtype=torch.float64)).numpy()
+            return target.to_world(torch.as_tensor(points, dtype=torch.float64)).numpy()
 
-    mesh = extract_mesh(opacity, mask.astype(np.float32), bbox, lambda p: field_colors(field, to_world(p)), settings)
-    if field.space is not None:
+    mesh = extract_mesh(opacity, mask.astype(np.float32), bbox, lambda p: field_colors(target, to_world(p)), settings)
+    if target.space is not None:
         mesh.vertices = to_world(mesh.vertices)
     return mesh
+
+
+# A vertex is seen empty by a view when it lies this many scene voxels in front of the rendered surface there: the
+# expected depth of a surface a voxel or two thick sits inside it
+FILL_TOLERANCE_VOXELS = 1.5
+
+
+def _world_positions(field: VoxelField) -> np.ndarray:
+    with torch.no_grad():
+        return field.to_world(field.vertex_positions().double()).cpu().numpy().reshape(*field.shape, 3)
+
+
+def _mask_centre(field: VoxelField, mask: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        centre = field.vertex_positions()[torch.from_numpy(mask.reshape(-1))].double().mean(0, keepdim=True)
+        return field.to_world(centre).cpu().numpy()[0]
+
+
+def refine_object(field: VoxelField, mask_grid_values: np.ndarray, cameras: Cameras, views, load_image,
+                  settings: RefineSettings = RefineSettings()) -> LocalField:
+    """The object's LocalField (local_refinement.py) over the box of its mask, trained on the views' photos."""
+    # the box of the matter in the mask: the mask itself reaches into the empty space and the floor around it
+    matter = object_mask(field, mask_grid_values) & (surface_opacity(field) > ExtractionSettings.level)
+    if not matter.any():
+        raise SA3DError("the 3D mask holds no opaque matter: there is no object to refine")
+    return refine(field, world_box(field, matter, settings.margin), cameras, views, load_image, settings)
+
+
+def _resample_mask(field: VoxelField, mask: np.ndarray, target: VoxelField) -> np.ndarray:
+    """The scene grid's bool mask at the target grid's vertices (trilinear, >= 0.5: its boundary at the scene
+    voxels' midpoints, not in steps of a scene voxel)."""
+    with torch.no_grad():
+        index, weights = field.lookup(target.to_world(target.vertex_positions()))
+        values = gather(torch.from_numpy(mask.reshape(-1).astype(np.float32)).to(index.device), index, weights)
+    return (values >= 0.5).cpu().numpy().reshape(target.shape)
 
 
 def texture_path(mesh_path: Path) -> Path:
@@ -83,14 +147,16 @@ def texture_path(mesh_path: Path) -> Path:
 
 def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
-                  texture: TextureSettings = TextureSettings(),
-                  cameras: np.ndarray | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
-    """extract_object into `path` (.ply, .glb or .obj). With `photos` the mesh also gets its photo texture, written as
-    texture_path(path): GLB and OBJ carry it, a PLY keeps the vertex colours."""
+                  texture: TextureSettings | None = TextureSettings(), local: LocalField | None = None,
+                  ) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+    """extract_object into `path` (.ply, .glb or .obj), filled and cut with the photos' help. With photos and
+    `texture` the mesh also gets its photo texture, written as texture_path(path): GLB and OBJ carry it, a PLY keeps
+    the vertex colours."""
     path = Path(path)
-    mesh = extract_object(field, mask_grid_values, settings, cameras)
+    photos = list(photos) if photos is not None else None
+    mesh = extract_object(field, mask_grid_values, settings, photos, local)
     textured = None
-    if photos is not None:
+    if photos is not None and texture is not None:
         textured = bake_texture(mesh, photos, texture)
         write_png(texture_path(path), textured.image)
     write_mesh(textured.trimesh() if textured is not None and path.suffix.lower() != ".ply" else mesh, path)
@@ -114,7 +180,8 @@ def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray
     return mask & (depth <= MAX_DEPTH_RATIO * float(np.median(depth[solid])))
 
 
-def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray, cameras: np.ndarray | None) -> np.ndarray:
+def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, level: float,
+                     cameras: np.ndarray | None) -> np.ndarray:
     """The mask cut at the plane the object rests on, when its surroundings show one (support_plane.py); computed on
     the grid around the mask only."""
     lo = np.maximum(np.argwhere(mask).min(axis=0) - RING_VOXELS - 2, 0)
@@ -126,7 +193,7 @@ def _without_support(field: VoxelField, mask: np.ndarray, opaque: np.ndarray, ca
     # world size of a voxel at the object: the median step between neighbouring vertices inside the mask
     inside = mask[crop][:-1]
     voxel = float(np.median(np.linalg.norm(positions[1:] - positions[:-1], axis=-1)[inside]))
-    plane = find_support(mask[crop], opaque[crop], positions, voxel, cameras)
+    plane = find_support(mask[crop], opacity[crop], level, positions, voxel, cameras)
     if plane is None:
         return mask
     cut = mask.copy()

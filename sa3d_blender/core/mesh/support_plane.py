@@ -35,13 +35,14 @@ class SupportPlane:
         return points @ self.normal - self.offset
 
 
-def find_support(mask: np.ndarray, opaque: np.ndarray, positions: np.ndarray, voxel: float,
+def find_support(mask: np.ndarray, opacity: np.ndarray, level: float, positions: np.ndarray, voxel: float,
                  cameras: np.ndarray | None = None) -> SupportPlane | None:
     """The plane the object rests on, or None when its surroundings hold none.
 
-    mask: bool [X,Y,Z] the object's solid mask; opaque: bool [X,Y,Z] the field's opaque vertices; positions:
-    [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there; cameras: [N,3] centres of the
-    views (a support is seen from above: "up" is towards them), else up is from the ring towards the object."""
+    mask: bool [X,Y,Z] the object's solid mask; opacity: [X,Y,Z] the field's surface opacity, matter above `level`;
+    positions: [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there; cameras: [N,3] centres
+    of the views (a support is seen from above: "up" is towards them), else up is from the ring towards the object."""
+    opaque = opacity > level
     ring = ndimage.binary_dilation(mask, iterations=RING_VOXELS) & ~mask & opaque
     body = positions[mask & opaque]
     if ring.sum() < MIN_RING_POINTS or len(body) == 0:
@@ -53,10 +54,13 @@ def find_support(mask: np.ndarray, opaque: np.ndarray, positions: np.ndarray, vo
         up = body.mean(axis=0) - positions[ring].mean(axis=0)
     up = up / max(float(np.linalg.norm(up)), 1e-12)
     # an unseen floor is opaque several voxels deep; its top (what the cameras see) is where the next vertex up is
-    # empty: step along the grid axis closest to up
+    # empty: step along the grid axis closest to up, to where the opacity crosses the level between the two vertices
+    # (whole vertices put a ring a few voxels wide on steps a voxel high: planes tilted by 8 degrees on the demo)
     axis, sign = _grid_step_towards(positions, up)
-    above = np.roll(opaque, -sign, axis=axis)
-    points = positions[ring & ~above]
+    top = ring & ~np.roll(opaque, -sign, axis=axis)
+    below_op, above_op = opacity[top], np.roll(opacity, -sign, axis=axis)[top]
+    t = np.clip((below_op - level) / np.maximum(below_op - above_op, 1e-12), 0.0, 1.0)[:, None]
+    points = positions[top] + t * (np.roll(positions, -sign, axis=axis)[top] - positions[top])
     # what the object rests on lies below most of it: the tops of taller neighbours beside it do not
     points = points[points @ up <= np.median(body @ up)]
     if len(points) < MIN_RING_POINTS:

@@ -134,16 +134,12 @@ class SceneSegmenter:
         return self.dataset.load_image(i) if path is not None and path.is_file() else None
 
     def photos(self) -> Iterator[Photo]:
-        """The propagation views as photos to texture meshes from: the working-size image, and the field's depth from
-        the cached rendering weights (for visibility)."""
+        """The propagation views as photos to texture meshes from: the working-size image, and the field's first
+        surface from the cached rendering weights (for visibility)."""
         for i in self.views:
             image = self._image(i)
             if image is not None:
-                yield Photo(i, image, self.image_cameras, self.cache.weights(i).depth, self.cameras)
-
-    def camera_centres(self) -> np.ndarray:
-        """[N,3] world centres of the propagation views (which side of a support plane the cameras are on)."""
-        return self.cameras.c2w[self.views, :3, 3]
+                yield Photo(i, image, self.image_cameras, self.cache.weights(i).surface, self.cameras)
 
     def view_index(self, view: str | int) -> int:
         if isinstance(view, (int, np.integer)):

@@ -21,7 +21,7 @@ import torch
 from ..atomic_files import atomic_write
 from ..cache_folder import cache_root
 from ..data.cameras import Cameras
-from ..field.rendering import render_image, render_rays
+from ..field.rendering import median_depth, render_image, render_rays
 from ..field.voxel_field import VoxelField
 from .embedding_cache import EmbeddingCache
 from .segmenters import ImageEmbedding, Segmenter
@@ -29,7 +29,7 @@ from .segmenters import ImageEmbedding, Segmenter
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-FORMAT_VERSION = 2  # bump when the stored arrays change meaning (2: only the inner region's vertices)
+FORMAT_VERSION = 3  # bump when the stored arrays change meaning (2: only the inner region's vertices; 3: surface)
 # Rendering weights kept in memory at once (least recently used views are dropped and re-read from disk). A view costs
 # about 8 bytes x 40-80 entries per pixel: 80-160 MB at the default 250 000-pixel working size.
 DEFAULT_MEMORY_MB = 1500.0
@@ -40,11 +40,14 @@ RAY_CHUNK = 8192
 
 @dataclass
 class ViewWeights:
-    """Frozen rendering of one camera: A [H*W, X*Y*Z] CSR (int32 indices, float32 values), depth and opacity [H,W]."""
+    """Frozen rendering of one camera: A [H*W, X*Y*Z] CSR (int32 indices, float32 values), depths and opacity [H,W]."""
 
     matrix: sp.csr_matrix
     depth: np.ndarray  # float32 [H,W] expected ray distance t (world units) where opaque
     opacity: np.ndarray  # float32 [H,W] 1 - final transmittance
+    # float32 [H,W] ray distance where half the light has stopped (inf where it never does): the first surface. The
+    # expected depth lies behind it wherever the surface lets light through (an object's foggy inside, haze)
+    surface: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -108,7 +111,7 @@ def compute_view_weights(field: VoxelField, cameras: Cameras, i: int) -> ViewWei
     device = field.density.device
     n_vertices = int(np.prod(field.shape))
     inner = field.inner_vertices()
-    blocks, depth, opacity = [], [], []
+    blocks, depth, opacity, surface = [], [], [], []
     for s in range(0, len(origins), RAY_CHUNK):
         o = torch.as_tensor(origins[s:s + RAY_CHUNK], device=device)
         d = torch.as_tensor(dirs[s:s + RAY_CHUNK], device=device)
@@ -122,10 +125,11 @@ def compute_view_weights(field: VoxelField, cameras: Cameras, i: int) -> ViewWei
         blocks.append(sp.coo_matrix((vals, (rows, cols)), shape=(len(o), n_vertices)).tocsr())
         depth.append(out["depth"].cpu().numpy())
         opacity.append(out["acc"].cpu().numpy())
+        surface.append(median_depth(samples, len(o)).cpu().numpy())
     matrix = sp.vstack(blocks, format="csr")
     matrix = _compact(matrix)
-    return ViewWeights(matrix, np.concatenate(depth).reshape(h, w).astype(np.float32),
-                       np.concatenate(opacity).reshape(h, w).astype(np.float32))
+    image = lambda parts: np.concatenate(parts).reshape(h, w).astype(np.float32)
+    return ViewWeights(matrix, image(depth), image(opacity), image(surface))
 
 
 def _compact(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -236,7 +240,7 @@ def _read_weights(path: Path) -> ViewWeights | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=tuple(data["shape"]))
-            return ViewWeights(matrix, data["depth"], data["opacity"])
+            return ViewWeights(matrix, data["depth"], data["opacity"], data["surface"])
     except Exception as exc:  # a damaged file is recomputed, whatever numpy or zipfile raise
         log.warning("view cache file %s is unreadable (%s); recomputing it", path, exc)
         return None
@@ -246,4 +250,4 @@ def _write_weights(path: Path, weights: ViewWeights) -> None:
     m = weights.matrix
     with atomic_write(path) as f:
         np.savez(f, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
-                 depth=weights.depth, opacity=weights.opacity)
+                 depth=weights.depth, opacity=weights.opacity, surface=weights.surface)

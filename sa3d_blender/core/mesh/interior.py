@@ -1,0 +1,53 @@
+"""The inside of an object is what no photo sees: every view's rays stop at its surface first.
+
+A field leaves an object's inside unconstrained: total variation spreads the walls' density into it, and it ends up a
+fog around the surface level that marching cubes turns into sponge-like inner walls (on a demo field 15 % of the box
+mesh's area lay more than 2 cm inside the box). Filling what (almost) no view sees in front of its first rendered
+surface makes the object solid, whatever holes its shell has, which the closed-pocket fill cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .texture import Photo
+
+
+# A point is inside when at most this fraction of the views that frame it see it in front of their surface: a few
+# views' depths are wrong near silhouettes. Demo field: points 1.5 cm inside the objects are seen by 0-2 of 48 views,
+# points 1 cm outside by 15-48 (at least 30 % of the views framing them)
+SEEN_FRACTION = 0.1
+
+
+def unseen(points: np.ndarray, photos: Iterable[Photo], tolerance: float) -> np.ndarray:
+    """bool [P]: world points [P,3] that (almost) no photo sees in front of its rendered surface (by more than
+    `tolerance`): at most SEEN_FRACTION of the photos framing a point. Where a photo's render is empty its surface
+    is infinitely far."""
+    points = np.asarray(points, dtype=np.float64)
+    seen = np.zeros(len(points), dtype=np.int64)
+    framed = np.zeros(len(points), dtype=np.int64)
+    for photo in photos:
+        i, cameras = photo.index, photo.depth_cameras
+        xy, axis_depth = cameras.project(i, points)
+        h, w = photo.depth.shape
+        inside = np.flatnonzero((axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+        surface = photo.depth[xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64)]
+        distance = np.linalg.norm(points[inside] - cameras.c2w[i, :3, 3], axis=1)
+        framed[inside] += 1
+        seen[inside] += distance < surface - tolerance
+    return (framed > 0) & (seen <= SEEN_FRACTION * framed)
+
+
+def fill_unseen(opacity: np.ndarray, mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
+                tolerance: float, level: float) -> np.ndarray:
+    """`opacity` [X,Y,Z] made opaque (1) at the mask's vertices below `level` that no photo sees; positions: their
+    world positions [X,Y,Z,3]."""
+    candidates = mask & (opacity <= level)
+    if not candidates.any():
+        return opacity
+    filled = opacity.copy()
+    index = np.nonzero(candidates)
+    filled[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = 1.0
+    return filled
