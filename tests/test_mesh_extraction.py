@@ -187,3 +187,14 @@ def test_a_speck_smaller_than_a_voxel_is_dropped_even_when_no_mass_rule_applies(
     mesh = extract_mesh(opacity, None, BBOX, None, settings)
     assert len(mesh.split(only_watertight=False)) == 1
     assert np.all(mesh.bounds[0] > SPHERE_CENTRE - SPHERE_RADIUS - 0.1)
+
+
+def test_a_fragment_touching_the_object_only_at_a_corner_counts_as_a_part_of_its_own():
+    """Marching cubes gives matter that touches only at a vertex its own surface: such a fragment (3 voxels across,
+    far under the mass rule) is dropped, not kept as "connected" to the block."""
+    opacity = np.zeros(SHAPE, np.float32)
+    opacity[10:30, 10:30, 10:30] = 1.0
+    opacity[30:33, 30:33, 30:33] = 1.0  # its corner (30, 30, 30) meets the block's (29, 29, 29)
+    mesh = extract_mesh(opacity, None, BBOX, None, ExtractionSettings(smooth_iterations=0))
+    assert len(mesh.split(only_watertight=False)) == 1
+    assert np.all(mesh.vertices <= grid_points().reshape(*SHAPE, 3)[30, 30, 30] + 1e-9)

@@ -192,3 +192,21 @@ def test_a_forward_facing_mask_does_not_reach_to_infinity():
     mesh = extract_object(field, np.ones(field.shape, np.float32))
     depth = -mesh.vertices[:, 2]
     assert depth.min() > 1.5 and depth.max() < 3.0, (depth.min(), depth.max())
+
+
+def test_parts_no_view_sees_are_dropped_and_seen_ones_kept():
+    """A block's mesh with a small closed shell inside it (a void the fill missed) and one beside it: the views see
+    the block and the one beside it, never the inner one."""
+    from sa3d_blender.core.mesh.interior import drop_unseen_parts
+
+    field = _solid_field(lambda x, y, z: ((x.abs() < 0.3) & (y.abs() < 0.3) & (z.abs() < 0.3))
+                         | ((x - 0.6).abs() < 0.06) & (y.abs() < 0.06) & (z.abs() < 0.06))
+    block = trimesh.creation.box((0.6, 0.6, 0.6))
+    inside = trimesh.creation.box((0.1, 0.1, 0.1))
+    beside = trimesh.creation.box((0.12, 0.12, 0.12))
+    beside.apply_translation((0.6, 0.0, 0.0))
+    mesh = trimesh.util.concatenate([block, inside, beside])
+    photos = _photos_around(field, height=1.5) + _photos_around(field, height=-1.5)
+    kept = drop_unseen_parts(mesh, photos, tolerance=2.0 / 63)
+    assert len(kept.split(only_watertight=False)) == 2
+    np.testing.assert_allclose(kept.area, block.area + beside.area)

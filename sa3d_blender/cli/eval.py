@@ -10,8 +10,9 @@ from pathlib import Path
 from ..core.atomic_files import atomic_write
 from ..core.data.image_io import write_png
 from ..core.errors import DatasetError
-from ..core.evaluation import comparison_image, evaluate_scene, prompts_of
-from .segment import add_common_arguments, log_progress, open_scene
+from ..core.evaluation import EvalSettings, comparison_image, evaluate_scene, prompts_of
+from ..core.field.local_refinement import RefineSettings
+from .segment import add_common_arguments, add_refine_argument, log_progress, open_scene
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for results.json, prompts.json (the automatic clicks), meshes/<object>.ply and "
                              "<view>_comparison.png (image | ground truth | SA3D mask) of the first test view")
+    add_refine_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -28,7 +30,8 @@ def run(args: argparse.Namespace) -> dict:
     if scene.dataset.ground_truth is None:
         raise DatasetError(scene.dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
     scene.prepare(log_progress)
-    summary = evaluate_scene(scene, progress=log_progress, mesh_dir=args.out / "meshes" if args.out else None)
+    settings = EvalSettings(refine=RefineSettings(seconds=args.refine_seconds) if args.refine_seconds > 0 else None)
+    summary = evaluate_scene(scene, settings, progress=log_progress, mesh_dir=args.out / "meshes" if args.out else None)
     print(summary["table"])
     written = {}
     if args.out is not None:

@@ -26,7 +26,8 @@ from ..core.data.image_io import mask_overlay, write_png
 from ..core.errors import PromptError, SA3DError
 from ..core.field.field_checkpoint import load_field
 from ..core.evaluation import appearance_image
-from ..core.mesh.object_export import export_object
+from ..core.field.local_refinement import RefineSettings
+from ..core.mesh.object_export import export_object, refine_object
 from ..core.metrics import mask_iou
 from ..core.segment.prompts import ObjectPrompt, read_prompts
 from ..core.segment.sa3d import ObjectResult, SceneSegmenter, write_object_mask
@@ -59,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mesh", choices=("glb", "obj", "ply"), default=None,
                         help="also write meshes/<name>.<format>, with a photo texture (GLB and OBJ carry it, PLY "
                              "keeps vertex colours; the texture PNG is written beside it)")
+    add_refine_argument(parser)
+
+
+def add_refine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refine-seconds", type=float, default=0.0,
+                        help="before meshing, train a finer field over each object's box for this many seconds "
+                             "(default 0: mesh the scene field; see README, 'Meshes')")
 
 
 def open_scene(args: argparse.Namespace) -> SceneSegmenter:
@@ -95,11 +103,13 @@ def run(args: argparse.Namespace) -> dict:
             log.error("%s failed: %s", prompt.name, exc)
             failed[prompt.name] = str(exc)
     # written once every object is segmented: a ball segmented after its tray still takes itself out of the tray
-    objects = {name: _write_object(scene, result, args.out, args.mesh) for name, result in segmented.items()}
+    objects = {name: _write_object(scene, result, args.out, args.mesh, args.refine_seconds)
+               for name, result in segmented.items()}
     return {"out": str(args.out), "objects": objects, "failed": failed}
 
 
-def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_format: str | None) -> dict:
+def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_format: str | None,
+                  refine_seconds: float = 0.0) -> dict:
     gt, name = scene.dataset.ground_truth, result.name
     grid = scene.object_grid(name)
     write_object_mask(out / f"{name}.npz", replace(result, grid=grid), scene.cache.field_id)
@@ -107,7 +117,12 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
                "skipped_views": result.skipped_views, "seconds": round(result.seconds, 2)}
     if mesh_format is not None:
         path = out / "meshes" / f"{name}.{mesh_format}"
-        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos())
+        local = None
+        if refine_seconds > 0:
+            local = refine_object(scene.field, grid, scene.image_cameras, scene.views, scene.dataset.load_image,
+                                  RefineSettings(seconds=refine_seconds))
+            summary["refine"] = local.summary
+        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos(), local=local)
         summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
         if len(scene.dataset.test):  # the mesh beside a held-out photo: the view that sees most of the object
             view = max(map(int, scene.dataset.test), key=lambda i: float(scene.render_mask(name, i).sum()))

@@ -21,7 +21,8 @@ from .data.dataset_files import resize_image
 from .data.image_io import write_png
 from .errors import DatasetError, PromptError, SA3DError
 from .mesh.mesh_extraction import ExtractionSettings, write_mesh
-from .mesh.object_export import extract_object
+from .field.local_refinement import RefineSettings
+from .mesh.object_export import extract_object, refine_object
 from .mesh.rasterize import render_colours
 from .mesh.texture import TexturedMesh, bake_texture
 from .metrics import connected_parts, mask_accuracy, mask_iou, mesh_distances, psnr
@@ -42,6 +43,7 @@ class EvalSettings:
     fscore_fractions: tuple[float, float] = (0.01, 0.005)
     meshes: bool = True  # extract and score meshes (the slowest part after SAM)
     texture: bool = True  # bake each mesh's photo texture and score both colourings on the test views
+    refine: RefineSettings | None = None  # mesh a finer field trained over each object's box (None: the scene field)
 
 
 def reference_clicks(mask: np.ndarray, max_clicks: int = 3) -> np.ndarray:
@@ -251,8 +253,15 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
     truth = trimesh.load(truth_path, force="mesh")
     diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
     photos = list(segmenter.photos())
+    refined = {}
     try:
-        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos)
+        local = None
+        if settings.refine is not None:
+            local = refine_object(segmenter.field, segmenter.object_grid(name), segmenter.image_cameras,
+                                  segmenter.views, segmenter.dataset.load_image, settings.refine)
+            refined = {"refine_seconds": local.summary["seconds"], "refine_psnr": [local.summary["psnr_before"],
+                                                                                   local.summary["psnr_after"]]}
+        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos, local)
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()
@@ -268,7 +277,7 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
             written["appearance_png"] = str(write_png(png, appearance_image(segmenter.dataset, view, mesh, textured)))
     if mesh_dir is not None and len(mesh.faces):
         written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
-    return {**written, **appearance, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
+    return {**written, **appearance, **refined, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
             "fscore_fine": fine["fscore"], "chamfer": coarse["chamfer"],
             "normal_consistency": coarse["normal_consistency"], "parts": connected_parts(mesh),
             "truth_parts": connected_parts(truth), "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}

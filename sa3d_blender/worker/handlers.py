@@ -25,10 +25,11 @@ from ..core.data.datasets import Dataset, load_dataset
 from ..core.devices import pick_device
 from ..core.errors import CheckpointError, SA3DError
 from ..core.field import field_checkpoint
+from ..core.field.local_refinement import RefineSettings
 from ..core.field.training import TrainSettings, evaluate_views, evaluation_dataset, train_field
 from ..core.field.voxel_field import FieldConfig
 from ..core.mesh.mesh_extraction import MESH_FORMATS, ExtractionSettings
-from ..core.mesh.object_export import export_object, texture_path
+from ..core.mesh.object_export import export_object, refine_object, texture_path
 from ..core.mesh.texture import TextureSettings
 from ..core.segment.sa3d import SA3DSettings, SceneSegmenter
 from ..core.segment.segmenters import Segmenter, load_segmenter
@@ -225,10 +226,11 @@ class WorkerSession:
         return {"path": str(self._save_array(f"mask-{name}", mask.astype(np.float32)))}
 
     def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", texture: bool = True,
-                texture_size: int = 1024, **settings) -> dict:
+                texture_size: int = 1024, refine_seconds: float = 0.0, **settings) -> dict:
         """Mesh object `name` into out_path, and an .npz of vertices, faces, RGBA colours (and with `texture`, uv per
         face corner and the texture PNG's path) in the job folder for Blender. With `texture` the mesh gets a photo
-        texture (<out>_texture.png beside it): GLB and OBJ carry it, PLY keeps vertex colours."""
+        texture (<out>_texture.png beside it): GLB and OBJ carry it, PLY keeps vertex colours. With refine_seconds > 0
+        a finer field is trained over the object's box for that long first and meshed instead of the scene field."""
         if not 16 <= int(texture_size) <= 8192:
             raise SA3DError(f"texture_size {texture_size} is outside 16..8192 texels")
         scene = self._scene_segmenter()
@@ -236,8 +238,13 @@ class WorkerSession:
         path = mesh_path(out_path, format)
         extraction = settings_from(ExtractionSettings, settings, "extraction")
         progress(0.0, "extract", f"meshing and texturing {name}" if texture else f"meshing {name}")
+        local = None
+        if float(refine_seconds) > 0:
+            progress(0.0, "extract", f"refining {name} for {float(refine_seconds):g} s")
+            local = refine_object(self.field, grid, scene.image_cameras, scene.views, scene.dataset.load_image,
+                                  RefineSettings(seconds=float(refine_seconds)))
         mesh, textured = export_object(self.field, grid, path, extraction, scene.photos(),
-                                       TextureSettings(size=int(texture_size)) if texture else None)
+                                       TextureSettings(size=int(texture_size)) if texture else None, local)
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+import trimesh
 
 from .texture import Photo
 
@@ -25,9 +26,21 @@ def unseen(points: np.ndarray, photos: Iterable[Photo], tolerance: float) -> np.
     """bool [P]: world points [P,3] that (almost) no photo sees in front of its rendered surface (by more than
     `tolerance`): at most SEEN_FRACTION of the photos framing a point. Where a photo's render is empty its surface
     is infinitely far."""
+    framed, in_front = _view_counts(points, photos, -tolerance)
+    return (framed > 0) & (in_front <= SEEN_FRACTION * framed)
+
+
+def visible_views(points: np.ndarray, photos: Iterable[Photo], tolerance: float) -> np.ndarray:
+    """int [P]: how many photos see each world point, i.e. frame it no farther than `tolerance` behind their first
+    surface."""
+    return _view_counts(points, photos, tolerance)[1]
+
+
+def _view_counts(points: np.ndarray, photos: Iterable[Photo], offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: the photos framing it, and those in which its distance is below their first surface + offset."""
     points = np.asarray(points, dtype=np.float64)
-    seen = np.zeros(len(points), dtype=np.int64)
     framed = np.zeros(len(points), dtype=np.int64)
+    counted = np.zeros(len(points), dtype=np.int64)
     for photo in photos:
         i, cameras = photo.index, photo.depth_cameras
         xy, axis_depth = cameras.project(i, points)
@@ -36,8 +49,8 @@ def unseen(points: np.ndarray, photos: Iterable[Photo], tolerance: float) -> np.
         surface = photo.depth[xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64)]
         distance = np.linalg.norm(points[inside] - cameras.c2w[i, :3, 3], axis=1)
         framed[inside] += 1
-        seen[inside] += distance < surface - tolerance
-    return (framed > 0) & (seen <= SEEN_FRACTION * framed)
+        counted[inside] += distance < surface + offset
+    return framed, counted
 
 
 def fill_unseen(opacity: np.ndarray, mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
@@ -51,3 +64,16 @@ def fill_unseen(opacity: np.ndarray, mask: np.ndarray, positions: np.ndarray, ph
     index = np.nonzero(candidates)
     filled[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = 1.0
     return filled
+
+
+def drop_unseen_parts(mesh: trimesh.Trimesh, photos: Iterable[Photo], tolerance: float) -> trimesh.Trimesh:
+    """The mesh without connected parts that no photo sees (most of their vertices behind every view's first
+    surface): voids and shells inside the object. The largest part always stays."""
+    parts = mesh.split(only_watertight=False)
+    if len(parts) <= 1:
+        return mesh
+    photos = list(photos)
+    largest = int(np.argmax([part.area for part in parts]))
+    kept = [part for k, part in enumerate(parts)
+            if k == largest or np.median(visible_views(part.vertices, photos, tolerance)) >= 1]
+    return mesh if len(kept) == len(parts) else trimesh.util.concatenate(kept)

@@ -16,7 +16,7 @@ from ..errors import SA3DError
 from ..field.local_refinement import LocalField, RefineSettings, field_scale_at, refine, world_box
 from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
-from .interior import fill_unseen
+from .interior import drop_unseen_parts, fill_unseen
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
@@ -74,7 +74,8 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
-    depth, which make what none of them sees solid (interior.py) and tell the support's top side (support_plane.py);
+    depth, which make what none of them sees solid and drop the parts none of them sees (interior.py), and tell the
+    support's top side (support_plane.py);
     local: the object's refined field (refine_object), meshed instead of the scene field where the object is.
     SA3DError when the mask holds nothing.
     """
@@ -89,8 +90,9 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
         centres = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos]) if photos else None
         mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, centres)
-    forward = field.space is not None and field.space.kind == "ndc"
-    if photos and not forward and mask.any():  # forward-facing views never see an object's back: no inside to fill
+    # forward-facing views never see an object's back: it has no inside to fill
+    surrounded = photos and not (field.space is not None and field.space.kind == "ndc") and mask.any()
+    if surrounded:
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(target, mask))
         opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
@@ -102,7 +104,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     mesh = extract_mesh(opacity, mask.astype(np.float32), bbox, lambda p: field_colors(target, to_world(p)), settings)
     if target.space is not None:
         mesh.vertices = to_world(mesh.vertices)
-    return mesh
+    return drop_unseen_parts(mesh, photos, tolerance) if surrounded else mesh
 
 
 # A vertex is seen empty by a view when it lies this many scene voxels in front of the rendered surface there: the
