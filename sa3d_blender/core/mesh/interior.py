@@ -44,9 +44,10 @@ def _view_counts(points: np.ndarray, photos: Iterable[Photo], offset: float) -> 
     for photo in photos:
         i, cameras = photo.index, photo.depth_cameras
         xy, axis_depth = cameras.project(i, points)
-        h, w = photo.depth.shape
+        first = photo.first_surface
+        h, w = first.shape
         inside = np.flatnonzero((axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h))
-        surface = photo.depth[xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64)]
+        surface = first[xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64)]
         distance = np.linalg.norm(points[inside] - cameras.c2w[i, :3, 3], axis=1)
         framed[inside] += 1
         counted[inside] += distance < surface + offset

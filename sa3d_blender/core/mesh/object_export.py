@@ -199,5 +199,5 @@ def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, l
     if plane is None:
         return mask
     cut = mask.copy()
-    cut[crop] = cut_below(mask[crop], positions, plane, voxel)
+    cut[crop] = cut_below(mask[crop], positions, plane, voxel, opacity[crop] > level)
     return cut

@@ -36,13 +36,21 @@ class TextureSettings:
 @dataclass
 class Photo:
     """One training photo: colours from `image` (size of `cameras[index]`), visibility from `depth`, the field's
-    rendered ray distance at the size of `depth_cameras[index]`."""
+    rendered ray distance at the size of `depth_cameras[index]`, and `surface`, its first surface there (interior.py;
+    None: the depth)."""
 
     index: int
     image: np.ndarray  # float32 [H,W,3] sRGB in [0,1]
     cameras: Cameras
-    depth: np.ndarray  # float32 [h,w]
+    depth: np.ndarray  # float32 [h,w] expected ray distance
     depth_cameras: Cameras
+    # float32 [h,w] where half the light has stopped (inf: never): what the inside fill needs. Texels keep the
+    # expected depth their tolerances were chosen with (the two give the same demo textures to 0.1 dB)
+    surface: np.ndarray | None = None
+
+    @property
+    def first_surface(self) -> np.ndarray:
+        return self.depth if self.surface is None else self.surface
 
 
 @dataclass

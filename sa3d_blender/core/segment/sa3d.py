@@ -134,12 +134,13 @@ class SceneSegmenter:
         return self.dataset.load_image(i) if path is not None and path.is_file() else None
 
     def photos(self) -> Iterator[Photo]:
-        """The propagation views as photos to texture meshes from: the working-size image, and the field's first
-        surface from the cached rendering weights (for visibility)."""
+        """The propagation views as photos to texture and fill meshes from: the working-size image, and the field's
+        expected depth and first surface from the cached rendering weights (for visibility)."""
         for i in self.views:
             image = self._image(i)
             if image is not None:
-                yield Photo(i, image, self.image_cameras, self.cache.weights(i).surface, self.cameras)
+                weights = self.cache.weights(i)
+                yield Photo(i, image, self.image_cameras, weights.depth, self.cameras, weights.surface)
 
     def view_index(self, view: str | int) -> int:
         if isinstance(view, (int, np.integer)):
