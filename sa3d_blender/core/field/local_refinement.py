@@ -20,7 +20,7 @@ import torch
 from ..data.cameras import Cameras
 from .rendering import ray_box_intersection, render_rays
 from .trilinear import gather
-from .training import Exposure, density_total_variation, field_optimizer
+from .training import Exposure, density_total_variation, field_optimizer, take_step
 from .voxel_field import VoxelField, grid_shape_for
 
 log = logging.getLogger(__name__)
@@ -188,14 +188,7 @@ def refine(field: VoxelField, box: np.ndarray, cameras: Cameras, views, load_ima
         loss = torch.mean((rgb - rays.colour.index_select(0, pick)) ** 2)
         if settings.density_tv > 0:
             loss = loss + settings.density_tv * density_total_variation(local)
-        optim.zero_grad(set_to_none=True)
-        if exposure_optim is not None:
-            exposure_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
-        if exposure_optim is not None:
-            exposure_optim.step()
-            exposure.recentre()
+        take_step(loss, optim, exposure, exposure_optim)
         it += 1
     local.update_occupancy()
     with torch.no_grad():

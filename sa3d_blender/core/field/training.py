@@ -135,6 +135,19 @@ class Exposure(torch.nn.Module):
         return float(torch.exp(self.gain.detach().abs().max()))
 
 
+def take_step(loss: torch.Tensor, optim: torch.optim.Optimizer, exposure: Exposure | None = None,
+              exposure_optim: torch.optim.Optimizer | None = None) -> None:
+    """One optimiser step on `loss` for the field and, when given, the per-view exposure (kept centred)."""
+    optim.zero_grad(set_to_none=True)
+    if exposure is not None:
+        exposure_optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    if exposure is not None:
+        exposure_optim.step()
+        exposure.recentre()
+
+
 def field_space_for(dataset) -> FieldSpace | None:
     """Bounded scenes: None (the grid spans the bbox). 360-degree captures: a contraction whose inner cube holds the
     bbox. Forward-facing captures: the NDC of the mean camera, from the near bound (or, without one, the distance to
@@ -222,16 +235,10 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
             loss = loss - settings.opacity_entropy * torch.mean(acc * torch.log(acc) + (1 - acc) * torch.log(1 - acc))
         if settings.density_tv > 0:
             loss = loss + settings.density_tv * density_total_variation(field)
-        optim.zero_grad(set_to_none=True)
-        if exposure is not None:
-            exposure_optim.zero_grad(set_to_none=True)
-        loss.backward()
-        optim.step()
         if exposure is not None:
             for group in exposure_optim.param_groups:
                 group["lr"] = settings.exposure_lr * settings.lr_final_ratio ** frac
-            exposure_optim.step()
-            exposure.recentre()
+        take_step(loss, optim, exposure, exposure_optim)
         it += 1
         losses.append(float(mse.detach()))  # reported loss and PSNR are photometric: the regulariser would hide them
         if progress is not None and (it % 10 == 0):
