@@ -115,17 +115,21 @@ def _grid_step_towards(positions: np.ndarray, direction: np.ndarray) -> tuple[in
 # Demo field, cut at +0.5 / -0.5 / -1.5 / -2.5 voxels: mean F@1% 0.611 / 0.636 / 0.652 / 0.664, textured PSNR
 # 19.4 / 20.7 / 21.4 / 22.1 dB; outside the footprint the cut stays above the plane, so no skirt of floor comes with it
 BASE_VOXELS = 1.5
+FOOTPRINT_VOXELS = 3.0  # the object's footprint is its matter up to this high above the plane
 
 
 def cut_below(mask: np.ndarray, positions: np.ndarray, plane: SupportPlane, voxel: float,
               opaque: np.ndarray | None = None) -> np.ndarray:
     """The mask without the vertices on the plane or below it (half a voxel of margin: the floor's own surface);
-    with `opaque` (bool [X,Y,Z]), the columns under the object's matter keep BASE_VOXELS more below the plane."""
+    with `opaque` (bool [X,Y,Z]), the columns under the object's base keep BASE_VOXELS more below the plane."""
     height = plane.height(positions)
     keep = height > 0.5 * voxel
     if opaque is not None:
         axis, _ = _grid_step_towards(positions, plane.normal)
-        above = (mask & opaque & (height > voxel)).any(axis=axis, keepdims=True)
+        # the matter just above the plane, where the object meets its support: a ball's footprint is the small
+        # disc it stands on, not its equator's
+        base = mask & opaque & (height > voxel) & (height < FOOTPRINT_VOXELS * voxel)
+        above = base.any(axis=axis, keepdims=True)
         footprint = np.broadcast_to(ndimage.binary_dilation(above, iterations=1), mask.shape)
         keep |= footprint & (height > -BASE_VOXELS * voxel)
     return mask & keep
