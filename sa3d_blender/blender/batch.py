@@ -89,17 +89,19 @@ def run(args: argparse.Namespace) -> dict:
             steps = train_steps(dataset_path, checkpoint, args.train_seconds, settings, args.train_settings)
             summary["field_message"] = run_steps(client, steps, _log_progress)
         summary["field"] = checkpoint
+        on_worker = []  # objects the running worker has segmented
         for k, entry in enumerate(prompts):
             # one object's failure is reported for that object; the others still run (on a new worker if it died)
             try:
-                summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings,
-                                                          {o["name"]: o["mesh"] for o in summary["objects"]}))
+                summary["objects"].append(_segment_object(client, scene, entry, out, args.extract_settings))
+                on_worker.append(summary["objects"][-1])
             except SA3DError as error:
                 log.error("%s failed: %s", entry["name"], error)
                 summary["failed"][entry["name"]] = str(error)
                 if not isinstance(error, WorkerDied):
                     continue
                 client.stop()
+                on_worker = []
                 client = WorkerClient(python=settings.python, device=settings.device)
                 try:
                     run_steps(client, load_field_steps(dataset_path, checkpoint, settings), _log_progress)
@@ -107,6 +109,16 @@ def run(args: argparse.Namespace) -> dict:
                     for rest in prompts[k + 1:]:
                         summary["failed"][rest["name"]] = f"not run: the worker could not be restarted ({restart_error})"
                     break
+        # an object meshed before a later one was segmented still holds what the later one took back (the region
+        # where they touch, or the later one when it lies inside): mesh every earlier one again, as eval and
+        # `segment --prompts` do; one that fails keeps its first mesh
+        for done in on_worker[:-1]:
+            try:
+                steps = extract_and_import_steps(scene, done["name"], done["mesh"], args.extract_settings)
+                obj = run_steps(client, steps, _log_progress)
+                done.update(_mesh_summary(obj))
+            except SA3DError as error:
+                log.error("%s: meshing again failed, its first mesh stays: %s", done["name"], error)
     finally:
         client.stop()
 
@@ -117,10 +129,8 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract_settings: dict,
-                    extracted: dict[str, str]) -> dict:
-    """Segment, extract and import one object; objects extracted earlier (`extracted`: name -> mesh path) that it
-    lies in are extracted again without it."""
+def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract_settings: dict) -> dict:
+    """Segment, extract and import one object (batch_main meshes it again once every object is segmented)."""
     name = entry["name"]
     prompt = {key: entry.get(key) for key in ("view", "points", "labels", "box")}
     prompt["view"] = str(prompt["view"])
@@ -131,24 +141,18 @@ def _segment_object(client: WorkerClient, scene, entry: dict, out: Path, extract
     segmented = run_steps(client, segment(), _log_progress)
     mesh_path = out / "meshes" / f"{bpy.path.clean_name(name)}.ply"
     obj = run_steps(client, extract_and_import_steps(scene, name, str(mesh_path), extract_settings), _log_progress)
-    for container in segmented.get("containers", []):
-        if container in extracted:
-            run_steps(client, extract_and_import_steps(scene, container, extracted[container], extract_settings),
-                      _log_progress)
+    log.info("%s: %d vertices from %d views", name, len(obj.data.vertices), len(segmented["used_views"]))
+    return {"name": name, "view": prompt["view"], "mesh": str(mesh_path), **_mesh_summary(obj),
+            "used_views": segmented["used_views"], "segment_seconds": segmented["seconds"]}
+
+
+def _mesh_summary(obj) -> dict:
+    """Vertex and face counts of an imported object and its box in the capture's coordinates (NeRF space)."""
     vertices = np.empty(3 * len(obj.data.vertices), dtype=np.float32)
     obj.data.vertices.foreach_get("co", vertices)
-    vertices = vertices.reshape(-1, 3) + np.array(obj.location)  # in the capture's coordinates (NeRF space)
-    log.info("%s: %d vertices from %d views", name, len(vertices), len(segmented["used_views"]))
-    return {
-        "name": name,
-        "view": prompt["view"],
-        "mesh": str(mesh_path),
-        "vertices": len(obj.data.vertices),
-        "faces": len(obj.data.polygons),
-        "bbox": [vertices.min(axis=0).tolist(), vertices.max(axis=0).tolist()] if len(vertices) else None,
-        "used_views": segmented["used_views"],
-        "segment_seconds": segmented["seconds"],
-    }
+    vertices = vertices.reshape(-1, 3) + np.array(obj.location)
+    return {"vertices": len(obj.data.vertices), "faces": len(obj.data.polygons),
+            "bbox": [vertices.min(axis=0).tolist(), vertices.max(axis=0).tolist()] if len(vertices) else None}
 
 
 def _log_progress(job) -> None:
