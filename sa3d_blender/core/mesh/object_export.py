@@ -91,7 +91,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         centres = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos]) if photos else None
         mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, centres)
     # forward-facing views never see an object's back: it has no inside to fill
-    surrounded = photos and not (field.space is not None and field.space.kind == "ndc") and mask.any()
+    surrounded = bool(photos) and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
     if surrounded:
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(target, mask))
         opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
