@@ -214,3 +214,33 @@ def test_parts_no_view_sees_are_dropped_and_seen_ones_kept():
     kept = drop_unseen_parts(mesh, photos, tolerance=2.0 / 63)
     assert len(kept.split(only_watertight=False)) == 2
     np.testing.assert_allclose(kept.area, block.area + beside.area)
+
+
+def test_the_unseen_inside_of_an_open_shell_mask_is_part_of_the_object():
+    """A ball resting on a floor, opaque throughout as a field's objects are, whose mask is only a shell around its
+    surface (SA3D's votes reach what the views see) opened at the bottom where it touches the floor: the inside
+    joins the mask, so the mesh is the ball's surface without an inner shell. A bowl's open inside, seen by the
+    views, stays empty."""
+    from sa3d_blender.core.mesh.interior import enclosed
+
+    ball = lambda x, y, z: x ** 2 + y ** 2 + z ** 2 < 0.3 ** 2
+    field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | ball(x, y, z))
+    p = field.vertex_positions().numpy()
+    r = np.linalg.norm(p, axis=1)
+    opening = (np.abs(p[:, 0]) < 0.1) & (np.abs(p[:, 1]) < 0.1) & (p[:, 2] < -0.15)
+    values = np.where((r > 0.22) & (r < 0.36) & (p[:, 2] > -0.29) & ~opening, 1.0, -1.0).astype(np.float32).reshape(field.shape)
+    settings = ExtractionSettings(cut_support=False)
+    shells = extract_object(field, values, settings)
+    whole = extract_object(field, values, settings, photos=_photos_around(field, height=1.5))
+    sphere_area = 4 * np.pi * 0.3 ** 2
+    assert shells.area > 1.3 * sphere_area, shells.area  # the mask's inner boundary meshed as a second shell
+    assert connected_parts(whole) == 1
+    assert abs(whole.area - sphere_area) < 0.08 * sphere_area, (whole.area, sphere_area)
+
+    bowl = np.zeros((9, 9, 9), dtype=bool)
+    bowl[1:8, 1:8, 1:7] = True
+    bowl[2:7, 2:7, 2:7] = False  # open at the top
+    closed = bowl.copy()
+    closed[1:8, 1:8, 7] = True
+    assert enclosed(closed)[2:7, 2:7, 2:7].all() and enclosed(closed).sum() == 125
+    assert enclosed(bowl)[2:7, 2:7, 2:7].all()  # five walls around it: only the views tell it is open

@@ -54,6 +54,32 @@ def _view_counts(points: np.ndarray, photos: Iterable[Photo], offset: float) -> 
     return framed, counted
 
 
+def enclosed(mask: np.ndarray) -> np.ndarray:
+    """bool [X,Y,Z]: vertices outside `mask` from which walks along at least five of the six grid directions meet it:
+    the inside of a shell, even one that a contact with the floor or a neighbour has opened (binary_fill_holes leaks
+    out through such an opening, and so does the walk that passes through it). A bowl's inside counts as enclosed
+    too: with_unseen_inside keeps it out because the views see into it."""
+    hits = np.zeros(mask.shape, dtype=np.int8)
+    for axis in range(3):
+        hits += np.logical_or.accumulate(mask, axis=axis)
+        hits += np.flip(np.logical_or.accumulate(np.flip(mask, axis), axis=axis), axis)
+    return (hits >= 5) & ~mask
+
+
+def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
+                       tolerance: float) -> np.ndarray:
+    """`mask` with the enclosed vertices (enclosed()) that no photo sees added: SA3D's votes reach only what the views
+    see, so a large object's inside has none (demo ball: V = 0 within 6 cm of its centre, and that hole opens into
+    the floor through the contact, so its mesh carried a 700-cm^2 inner shell). positions: world [X,Y,Z,3]."""
+    inside = enclosed(mask)
+    if not inside.any():
+        return mask
+    index = np.nonzero(inside)
+    grown = mask.copy()
+    grown[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = True
+    return grown
+
+
 def fill_unseen(opacity: np.ndarray, mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
                 tolerance: float, level: float) -> np.ndarray:
     """`opacity` [X,Y,Z] made opaque (1) at the mask's vertices below `level` that no photo sees; positions: their

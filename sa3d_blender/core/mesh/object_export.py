@@ -16,7 +16,7 @@ from ..errors import SA3DError
 from ..field.local_refinement import LocalField, RefineSettings, field_scale_at, refine, world_box
 from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
-from .interior import drop_unseen_parts, fill_unseen
+from .interior import drop_unseen_parts, fill_unseen, with_unseen_inside
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
@@ -80,6 +80,12 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     SA3DError when the mask holds nothing.
     """
     mask = object_mask(field, mask_grid_values, settings.level)
+    photos = list(photos) if photos else None
+    # forward-facing views never see an object's back: it has no inside to fill
+    surrounded = photos is not None and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
+    if surrounded:
+        tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(field, mask))
+        mask = with_unseen_inside(mask, _world_positions(field), photos, tolerance)
     if local is None:
         target, opacity = field, surface_opacity(field)
     else:
@@ -90,10 +96,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
         centres = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos]) if photos else None
         mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, centres)
-    # forward-facing views never see an object's back: it has no inside to fill
-    surrounded = bool(photos) and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
-    if surrounded:
-        tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(target, mask))
+    if surrounded and mask.any():
         opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
