@@ -406,6 +406,7 @@ props.dataset_path = DATASET
 bpy.ops.sa3d.import_scene()
 space = next(o for o in scene.objects if "sa3d_nerf_space" in o)
 obj = mesh_import.import_mesh(scene, "tile", NPZ, space)
+obj = mesh_import.import_mesh(scene, "tile", NPZ, space)  # meshed again: replaces material and texture too
 uv = np.empty(2 * len(obj.data.loops), dtype=np.float32)
 obj.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
 nodes = obj.active_material.node_tree.nodes
@@ -417,10 +418,13 @@ linked = [l.to_socket.name for l in obj.active_material.node_tree.links if l.fro
 bpy.ops.wm.save_as_mainfile(filepath=BLEND)
 report({"uv": uv.reshape(-1, 2).round(4).tolist(), "colorspace": image.colorspace_settings.name,
         "packed": image.packed_file is not None, "size": list(image.size), "linked": linked,
-        "first_pixel": pixels[:4].round(3).tolist(), "blend": BLEND})
+        "first_pixel": pixels[:4].round(3).tolist(), "blend": BLEND, "material": obj.active_material.name,
+        "materials": [m.name for m in bpy.data.materials if m.name.startswith("SA3D tile")],
+        "images": [i.name for i in bpy.data.images if i.name.startswith("tile texture")]})
 """, extension_zip, tmp_path, DATASET=str(tiny_scene), NPZ=str(npz), BLEND=str(tmp_path / "tile.blend"))
     np.testing.assert_allclose(result["uv"], loop_uv, atol=1e-4)
     assert result["colorspace"] == "sRGB" and result["packed"] and result["size"] == [8, 8]
     assert result["linked"] == ["Base Color"]
+    assert (result["material"], result["materials"], result["images"]) == ("SA3D tile", ["SA3D tile"], ["tile texture"])
     # Blender keeps an sRGB byte image's pixels as stored: the red of the file
     np.testing.assert_allclose(result["first_pixel"][:3], [200 / 255, 30 / 255, 20 / 255], atol=0.01)

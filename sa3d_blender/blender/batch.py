@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
             try:
                 steps = extract_and_import_steps(scene, done["name"], done["mesh"], args.extract_settings)
                 obj = run_steps(client, steps, _log_progress)
-                done.update(_mesh_summary(obj))
+                done.update(_mesh_summary(obj), meshed_again=True)
             except SA3DError as error:
                 log.error("%s: meshing again failed, its first mesh stays: %s", done["name"], error)
     finally:

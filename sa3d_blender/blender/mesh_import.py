@@ -115,6 +115,19 @@ def _base_color_from(name: str, node_type: str) -> tuple[bpy.types.Material, bpy
     return material, node
 
 
+def _remove_unused(materials: list[bpy.types.Material]) -> None:
+    """Delete the materials nothing uses any more, and then their texture images nothing else uses."""
+    for material in materials:
+        if material.users:
+            continue
+        nodes = material.node_tree.nodes if material.node_tree is not None else []
+        images = [node.image for node in nodes if node.bl_idname == "ShaderNodeTexImage" and node.image is not None]
+        bpy.data.materials.remove(material)
+        for image in images:
+            if not image.users:
+                bpy.data.images.remove(image)
+
+
 def import_mesh(
     scene: bpy.types.Scene, name: str, npz_path: str | Path, parent: bpy.types.Object | None
 ) -> bpy.types.Object:
@@ -125,8 +138,10 @@ def import_mesh(
     origin = base_centre(arrays.vertices)
     arrays.vertices = arrays.vertices - origin
     old = next((obj for obj in scene.objects if obj.get(OBJECT_TAG) == name), None)
-    if old is not None:
-        remove_object(old)  # first, so the new object and mesh get the plain name
+    if old is not None:  # first, so the new object, mesh, material and texture get the plain names
+        materials = [m for m in old.data.materials if m is not None]
+        remove_object(old)
+        _remove_unused(materials)
     mesh = build_mesh(name, arrays)
     textured = arrays.texture is not None and arrays.loop_uv is not None
     mesh.materials.append(texture_material(name, arrays.texture) if textured else vertex_color_material())
