@@ -221,7 +221,7 @@ def test_the_unseen_inside_of_an_open_shell_mask_is_part_of_the_object():
     surface (SA3D's votes reach what the views see) opened at the bottom where it touches the floor: the inside
     joins the mask, so the mesh is the ball's surface without an inner shell. A bowl's open inside, seen by the
     views, stays empty."""
-    from sa3d_blender.core.mesh.interior import enclosed
+    from sa3d_blender.core.mesh.interior import enclosed, with_unseen_inside
 
     ball = lambda x, y, z: x ** 2 + y ** 2 + z ** 2 < 0.3 ** 2
     field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | ball(x, y, z))
@@ -236,6 +236,13 @@ def test_the_unseen_inside_of_an_open_shell_mask_is_part_of_the_object():
     assert shells.area > 1.3 * sphere_area, shells.area  # the mask's inner boundary meshed as a second shell
     assert connected_parts(whole) == 1
     assert abs(whole.area - sphere_area) < 0.08 * sphere_area, (whole.area, sphere_area)
+    # what the shell encloses joins the mask, unless another segmented object holds it (a ball lying in a tray)
+    positions = field.to_world(field.vertex_positions().double()).numpy().reshape(*field.shape, 3)
+    shell, core = values > 0, (r < 0.2).reshape(field.shape)
+    photos = _photos_around(field, height=1.5)
+    assert with_unseen_inside(shell, positions, photos, 1.5 * 2.0 / 63)[core].all()
+    kept_out = with_unseen_inside(shell, positions, photos, 1.5 * 2.0 / 63, others=core)
+    assert not kept_out[core].any() and kept_out.sum() > shell.sum()  # the rest of the inside still joins
 
     bowl = np.zeros((9, 9, 9), dtype=bool)
     bowl[1:8, 1:8, 1:7] = True
@@ -244,3 +251,18 @@ def test_the_unseen_inside_of_an_open_shell_mask_is_part_of_the_object():
     closed[1:8, 1:8, 7] = True
     assert enclosed(closed)[2:7, 2:7, 2:7].all() and enclosed(closed).sum() == 125
     assert enclosed(bowl)[2:7, 2:7, 2:7].all()  # five walls around it: only the views tell it is open
+
+
+def test_a_flat_object_is_cut_off_the_floor_though_its_mask_holds_more_floor_than_object():
+    """A plate 12 cm thick on a 20-cm floor, its mask reaching 15 cm into the floor: most of the mask's matter is the
+    floor slab, which no view sees. Judged on what the views see of it, the plate rests on the floor and is cut
+    off it (judged on all its matter, the object reached through its 'support' and was left whole)."""
+    plate = lambda x, y, z: (x.abs() < 0.3) & (y.abs() < 0.3) & (z < -0.18)
+    field = _solid_field(lambda x, y, z: ((z > -0.5) & (z < -0.3)) | plate(x, y, z))
+    values = _box_values(field, [-0.33, -0.33, -0.45], [0.33, 0.33, -0.1])
+    voxel = 2.0 / 63
+    uncut = extract_object(field, values)
+    assert uncut.bounds[0, 2] < -0.4  # the slab the mask holds
+    cut = extract_object(field, values, photos=_photos_around(field, height=1.5))
+    assert -0.3 - BASE_VOXELS * voxel - 0.01 <= cut.bounds[0, 2] <= -0.3 + 1.5 * voxel, cut.bounds
+    np.testing.assert_allclose(cut.bounds[:, :2], [[-0.3, -0.3], [0.3, 0.3]], atol=1.5 * voxel)

@@ -261,7 +261,8 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
                                   segmenter.views, segmenter.dataset.load_image, settings.refine)
             refined = {"refine_seconds": local.summary["seconds"], "refine_psnr": [local.summary["psnr_before"],
                                                                                    local.summary["psnr_after"]]}
-        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos, local)
+        mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos, local,
+                              segmenter.other_objects(name))
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()

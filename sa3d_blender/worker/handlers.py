@@ -244,7 +244,8 @@ class WorkerSession:
             local = refine_object(self.field, grid, scene.image_cameras, scene.views, scene.dataset.load_image,
                                   RefineSettings(seconds=float(refine_seconds)))
         mesh, textured = export_object(self.field, grid, path, extraction, scene.photos(),
-                                       TextureSettings(size=int(texture_size)) if texture else None, local)
+                                       TextureSettings(size=int(texture_size)) if texture else None, local,
+                                       scene.other_objects(name))
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}

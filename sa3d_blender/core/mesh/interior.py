@@ -66,12 +66,13 @@ def enclosed(mask: np.ndarray) -> np.ndarray:
     return (hits >= 5) & ~mask
 
 
-def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
-                       tolerance: float) -> np.ndarray:
+def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo], tolerance: float,
+                       others: np.ndarray | None = None) -> np.ndarray:
     """`mask` with the enclosed vertices (enclosed()) that no photo sees added: SA3D's votes reach only what the views
     see, so a large object's inside has none (demo ball: V = 0 within 6 cm of its centre, and that hole opens into
-    the floor through the contact, so its mesh carried a 700-cm^2 inner shell). positions: world [X,Y,Z,3]."""
-    inside = enclosed(mask)
+    the floor through the contact, so its mesh carried a 700-cm^2 inner shell). positions: world [X,Y,Z,3]; others:
+    bool [X,Y,Z], what other objects hold, never added (the ball lying in the tray is unseen and enclosed too)."""
+    inside = enclosed(mask) if others is None else enclosed(mask) & ~others
     if not inside.any():
         return mask
     index = np.nonzero(inside)

@@ -16,7 +16,7 @@ from ..errors import SA3DError
 from ..field.local_refinement import LocalField, RefineSettings, field_scale_at, refine, world_box
 from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
-from .interior import drop_unseen_parts, fill_unseen, with_unseen_inside
+from .interior import drop_unseen_parts, fill_unseen, visible_views, with_unseen_inside
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
@@ -70,14 +70,16 @@ def object_mask(field: VoxelField, mask_grid_values: np.ndarray, level: float = 
 
 def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
                    settings: ExtractionSettings = ExtractionSettings(),
-                   photos: Sequence[Photo] | None = None, local: LocalField | None = None) -> trimesh.Trimesh:
+                   photos: Sequence[Photo] | None = None, local: LocalField | None = None,
+                   others: np.ndarray | None = None) -> trimesh.Trimesh:
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
     depth, which make what none of them sees solid and drop the parts none of them sees (interior.py), and tell the
     support's top side (support_plane.py);
-    local: the object's refined field (refine_object), meshed instead of the scene field where the object is.
-    SA3DError when the mask holds nothing.
+    local: the object's refined field (refine_object), meshed instead of the scene field where the object is;
+    others: bool [X,Y,Z] on the field's grid, what the other segmented objects hold (SceneSegmenter.other_objects):
+    the unseen inside the mask gains is never theirs. SA3DError when the mask holds nothing.
     """
     mask = object_mask(field, mask_grid_values, settings.level)
     photos = list(photos) if photos else None
@@ -85,7 +87,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     surrounded = photos is not None and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
     if surrounded:
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(field, mask))
-        mask = with_unseen_inside(mask, _world_positions(field), photos, tolerance)
+        mask = with_unseen_inside(mask, _world_positions(field), photos, tolerance, others)
     if local is None:
         target, opacity = field, surface_opacity(field)
     else:
@@ -94,8 +96,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         opacity = surface_opacity(target, surface_length(field) * local.scale)
     if settings.cut_support and mask.any():
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
-        centres = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos]) if photos else None
-        mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, centres)
+        mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, photos)
     if surrounded and mask.any():
         opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
@@ -153,13 +154,13 @@ def texture_path(mesh_path: Path) -> Path:
 def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
                   texture: TextureSettings | None = TextureSettings(), local: LocalField | None = None,
-                  ) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+                  others: np.ndarray | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
     """extract_object into `path` (.ply, .glb or .obj), filled and cut with the photos' help. With photos and
     `texture` the mesh also gets its photo texture, written as texture_path(path): GLB and OBJ carry it, a PLY keeps
-    the vertex colours."""
+    the vertex colours; `others` as in extract_object."""
     path = Path(path)
     photos = list(photos) if photos is not None else None
-    mesh = extract_object(field, mask_grid_values, settings, photos, local)
+    mesh = extract_object(field, mask_grid_values, settings, photos, local, others)
     textured = None
     if photos is not None and texture is not None:
         textured = bake_texture(mesh, photos, texture)
@@ -186,9 +187,10 @@ def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray
 
 
 def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, level: float,
-                     cameras: np.ndarray | None) -> np.ndarray:
+                     photos: Sequence[Photo] | None) -> np.ndarray:
     """The mask cut at the plane the object rests on, when its surroundings show one (support_plane.py); computed on
-    the grid around the mask only."""
+    the grid around the mask only. The photos tell "up" (towards them) and which of the mask's matter is the object:
+    what they see of it (the floor slab under a flat tray is most of its opaque mask, and it is never seen)."""
     lo = np.maximum(np.argwhere(mask).min(axis=0) - RING_VOXELS - 2, 0)
     hi = np.minimum(np.argwhere(mask).max(axis=0) + RING_VOXELS + 3, field.shape)
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -198,7 +200,13 @@ def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, l
     # world size of a voxel at the object: the median step between neighbouring vertices inside the mask
     inside = mask[crop][:-1]
     voxel = float(np.median(np.linalg.norm(positions[1:] - positions[:-1], axis=-1)[inside]))
-    plane = find_support(mask[crop], opacity[crop], level, positions, voxel, cameras)
+    cameras, seen = None, None
+    if photos:
+        cameras = np.array([p.depth_cameras.c2w[p.index, :3, 3] for p in photos])
+        matter = mask[crop] & (opacity[crop] > level)
+        seen = np.zeros_like(matter)
+        seen[matter] = visible_views(positions[matter], photos, FILL_TOLERANCE_VOXELS * voxel) > 0
+    plane = find_support(mask[crop], opacity[crop], level, positions, voxel, cameras, seen)
     if plane is None:
         return mask
     cut = mask.copy()

@@ -36,15 +36,19 @@ class SupportPlane:
 
 
 def find_support(mask: np.ndarray, opacity: np.ndarray, level: float, positions: np.ndarray, voxel: float,
-                 cameras: np.ndarray | None = None) -> SupportPlane | None:
+                 cameras: np.ndarray | None = None, seen: np.ndarray | None = None) -> SupportPlane | None:
     """The plane the object rests on, or None when its surroundings hold none.
 
     mask: bool [X,Y,Z] the object's solid mask; opacity: [X,Y,Z] the field's surface opacity, matter above `level`;
     positions: [X,Y,Z,3] world positions of the vertices; voxel: a voxel's world size there; cameras: [N,3] centres
-    of the views (a support is seen from above: "up" is towards them), else up is from the ring towards the object."""
+    of the views (a support is seen from above: "up" is towards them), else up is from the ring towards the object;
+    seen: bool [X,Y,Z], the mask's matter the views see: the object's body, when it holds any (else all its matter)."""
     opaque = opacity > level
     ring = ndimage.binary_dilation(mask, iterations=RING_VOXELS) & ~mask & opaque
-    body = positions[mask & opaque]
+    body_mask = mask & opaque
+    if seen is not None and (body_mask & seen).any():
+        body_mask &= seen
+    body = positions[body_mask]
     if ring.sum() < MIN_RING_POINTS or len(body) == 0:
         return None
     if cameras is not None and len(cameras):
