@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sa3d_blender.core.segment.mask_grid import MaskGrid
+from sa3d_blender.core.segment.mask_grid import MaskGrid, ObjectVotes
 from sa3d_blender.core.segment.view_cache import ViewWeights
 
 SHAPE = (4, 5, 3)
@@ -110,3 +110,23 @@ def test_an_object_inside_another_survives_in_either_order_and_leaves_its_contai
     alone.reset("tray")
     alone.add_view("tray", view, tray, 1.0)
     np.testing.assert_array_equal(alone.masks()["tray"].reshape(-1)[:H * W].reshape(H, W), tray)  # no ball yet: all of it
+
+
+def test_what_other_objects_hold_includes_the_unseen_inside_of_one_nested_in_this_one():
+    """A ball lying in a tray whose votes reach only its shell (no view sees its core): for the tray, the other
+    objects hold the whole ball, core included, so the tray's mesh does not take the core in as its own inside;
+    for the ball, they hold the tray without the ball's region (the tray's hole around the ball is where it lies)."""
+    shape = (11, 11, 11)
+    x, y, z = np.indices(shape)
+    r = np.sqrt((x - 5) ** 2 + (y - 5) ** 2 + (z - 5) ** 2)
+    tray_region = (z <= 7) & (z >= 1) & (np.abs(x - 5) <= 4) & (np.abs(y - 5) <= 4)
+    shell, core = (r <= 3) & (r > 1.5), r <= 1.5
+    grid = MaskGrid(shape)
+    size = int(np.prod(shape))
+    for name, region in (("tray", tray_region & ~core), ("ball", shell)):
+        total = np.where(region.reshape(-1), 1.0, -1.0)
+        grid.put_votes(name, ObjectVotes(total, np.ones(size, np.int32), np.maximum(total, 0.0)))
+    assert grid.inside("ball", "tray")
+    for_tray, for_ball = grid.others("tray"), grid.others("ball")
+    assert for_tray[shell].all() and for_tray[core].all() and not for_tray[tray_region & ~shell & ~core].any()
+    assert not for_ball[shell | core].any() and for_ball[tray_region & (r > 3)].all()

@@ -251,6 +251,15 @@ def test_the_unseen_inside_of_an_open_shell_mask_is_part_of_the_object():
     closed[1:8, 1:8, 7] = True
     assert enclosed(closed)[2:7, 2:7, 2:7].all() and enclosed(closed).sum() == 125
     assert enclosed(bowl)[2:7, 2:7, 2:7].all()  # five walls around it: only the views tell it is open
+    # and the views do: a bowl's inside, seen from above, stays out of its mask
+    walls = lambda x, y, z: (z > -0.4) & (z < 0.2) & (x.abs() < 0.4) & (y.abs() < 0.4)
+    hollow = lambda x, y, z: (z > -0.3) & (x.abs() < 0.3) & (y.abs() < 0.3)
+    field = _solid_field(lambda x, y, z: walls(x, y, z) & ~hollow(x, y, z))
+    p = torch.as_tensor(positions.reshape(-1, 3))
+    bowl_mask = (walls(p[:, 0], p[:, 1], p[:, 2]) & ~hollow(p[:, 0], p[:, 1], p[:, 2])).numpy().reshape(field.shape)
+    inside = (hollow(p[:, 0], p[:, 1], p[:, 2]) & (p[:, 2] < 0.2)).numpy().reshape(field.shape)
+    grown = with_unseen_inside(bowl_mask, positions, _photos_around(field, height=4.0), 1.5 * 2.0 / 63)
+    assert enclosed(bowl_mask)[inside].all() and grown[inside].mean() < 0.05, grown[inside].mean()
 
 
 def test_a_flat_object_is_cut_off_the_floor_though_its_mask_holds_more_floor_than_object():

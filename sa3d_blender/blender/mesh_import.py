@@ -116,9 +116,10 @@ def _base_color_from(name: str, node_type: str) -> tuple[bpy.types.Material, bpy
 
 
 def _remove_unused(materials: list[bpy.types.Material]) -> None:
-    """Delete the materials nothing uses any more, and then their texture images nothing else uses."""
+    """Delete the SA3D materials nothing uses any more, and then their texture images nothing else uses (a material
+    the user put on the object stays)."""
     for material in materials:
-        if material.users:
+        if material.users or not material.name.startswith("SA3D "):
             continue
         nodes = material.node_tree.nodes if material.node_tree is not None else []
         images = [node.image for node in nodes if node.bl_idname == "ShaderNodeTexImage" and node.image is not None]

@@ -72,7 +72,9 @@ def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable
     see, so a large object's inside has none (demo ball: V = 0 within 6 cm of its centre, and that hole opens into
     the floor through the contact, so its mesh carried a 700-cm^2 inner shell). positions: world [X,Y,Z,3]; others:
     bool [X,Y,Z], what other objects hold, never added (the ball lying in the tray is unseen and enclosed too)."""
-    inside = enclosed(mask) if others is None else enclosed(mask) & ~others
+    inside = enclosed(mask)
+    if others is not None:
+        inside &= ~others
     if not inside.any():
         return mask
     index = np.nonzero(inside)

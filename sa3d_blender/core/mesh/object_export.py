@@ -82,12 +82,13 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     the unseen inside the mask gains is never theirs. SA3DError when the mask holds nothing.
     """
     mask = object_mask(field, mask_grid_values, settings.level)
-    photos = list(photos) if photos else None
+    photos = list(photos) if photos is not None else None
     # forward-facing views never see an object's back: it has no inside to fill
-    surrounded = photos is not None and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
+    surrounded = bool(photos) and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
+    positions = _world_positions(field) if surrounded else None
     if surrounded:
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(field, mask))
-        mask = with_unseen_inside(mask, _world_positions(field), photos, tolerance, others)
+        mask = with_unseen_inside(mask, positions, photos, tolerance, others)
     if local is None:
         target, opacity = field, surface_opacity(field)
     else:
@@ -98,7 +99,9 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
         mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, photos)
     if surrounded and mask.any():
-        opacity = fill_unseen(opacity, mask, _world_positions(target), photos, tolerance, settings.level)
+        if target is not field:
+            positions = _world_positions(target)
+        opacity = fill_unseen(opacity, mask, positions, photos, tolerance, settings.level)
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
     def to_world(points: np.ndarray) -> np.ndarray:

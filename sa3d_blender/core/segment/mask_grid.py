@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..mesh.interior import enclosed
 from .view_cache import ViewWeights
 
 
@@ -104,6 +105,20 @@ class MaskGrid:
 
     def grid(self, name: str) -> np.ndarray:
         return self.values(name).reshape(self.shape)
+
+    def others(self, name: str) -> np.ndarray:
+        """bool [X,Y,Z]: what the objects other than `name` hold (masks()), with the unseen inside of those nested in
+        `name`: a large object's inside has no votes, and the ball lying in the tray is not the tray's inside. A
+        container's inside is not added: that is where `name` itself lies."""
+        masks = self.masks()
+        others = np.zeros(self.shape, dtype=bool)
+        for other, mask in masks.items():
+            if other == name:
+                continue
+            others |= mask
+            if name in self.containers(other):
+                others |= enclosed(mask)
+        return others
 
     def masks(self, exclusive: bool = False) -> dict[str, np.ndarray]:
         """3-D masks bool [X,Y,Z] per object: V > 0, except that a container gives up what an object nested inside it

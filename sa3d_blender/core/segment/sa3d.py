@@ -333,14 +333,9 @@ class SceneSegmenter:
         return self.mask_grid.masks(exclusive)[name].astype(np.float32)
 
     def other_objects(self, name: str) -> np.ndarray:
-        """bool [X,Y,Z]: the vertices any other segmented object's 3-D mask holds (what `name`'s mesh must not take
-        in: the ball is unseen inside the tray around it, but it is not the tray's inside)."""
-        masks = self.mask_grid.masks()
-        others = np.zeros(self.field.shape, dtype=bool)
-        for other, mask in masks.items():
-            if other != name:
-                others |= mask
-        return others
+        """bool [X,Y,Z]: what the other segmented objects hold, which `name`'s mesh must not take in
+        (MaskGrid.others)."""
+        return self.mask_grid.others(name)
 
     def render_mask(self, name: str, view: str | int, exclusive: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
         """Opacity [H,W] in [0,1] of object `name` alone (its 3-D mask V > 0, rendered with the frozen weights) in any
