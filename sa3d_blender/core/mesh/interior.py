@@ -75,25 +75,25 @@ def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable
     inside = enclosed(mask)
     if others is not None:
         inside &= ~others
-    if not inside.any():
-        return mask
-    index = np.nonzero(inside)
-    grown = mask.copy()
-    grown[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = True
-    return grown
+    return mask | _unseen_among(inside, positions, photos, tolerance)
 
 
 def fill_unseen(opacity: np.ndarray, mask: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
                 tolerance: float, level: float) -> np.ndarray:
     """`opacity` [X,Y,Z] made opaque (1) at the mask's vertices below `level` that no photo sees; positions: their
     world positions [X,Y,Z,3]."""
-    candidates = mask & (opacity <= level)
-    if not candidates.any():
-        return opacity
-    filled = opacity.copy()
-    index = np.nonzero(candidates)
-    filled[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = 1.0
-    return filled
+    filled = _unseen_among(mask & (opacity <= level), positions, photos, tolerance)
+    return np.where(filled, 1.0, opacity).astype(opacity.dtype) if filled.any() else opacity
+
+
+def _unseen_among(candidates: np.ndarray, positions: np.ndarray, photos: Iterable[Photo],
+                  tolerance: float) -> np.ndarray:
+    """bool [X,Y,Z]: the `candidates` vertices that no photo sees (unseen())."""
+    result = np.zeros_like(candidates)
+    if candidates.any():
+        index = np.nonzero(candidates)
+        result[tuple(a[unseen(positions[index], photos, tolerance)] for a in index)] = True
+    return result
 
 
 def drop_unseen_parts(mesh: trimesh.Trimesh, photos: Iterable[Photo], tolerance: float) -> trimesh.Trimesh:
