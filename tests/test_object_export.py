@@ -275,3 +275,65 @@ def test_a_flat_object_is_cut_off_the_floor_though_its_mask_holds_more_floor_tha
     cut = extract_object(field, values, photos=_photos_around(field, height=1.5))
     assert -0.3 - BASE_VOXELS * voxel - 0.01 <= cut.bounds[0, 2] <= -0.3 + 1.5 * voxel, cut.bounds
     np.testing.assert_allclose(cut.bounds[:, :2], [[-0.3, -0.3], [0.3, 0.3]], atol=1.5 * voxel)
+
+
+def _dented_block_case(colours: str):
+    """A block whose +x face the field hollows 5 voxels deep in its middle (what fields do to a flat face of one
+    colour), photos from a ring of 8 views of that field (black or noise), and the true block's silhouettes."""
+    block = lambda x, y, z: (x.abs() < 0.4) & (y.abs() < 0.4) & (z.abs() < 0.4)
+    dent = lambda x, y, z: (x - 0.7) ** 2 + y ** 2 + z ** 2 < 0.45 ** 2
+    field, truth = _solid_field(lambda x, y, z: block(x, y, z) & ~dent(x, y, z)), _solid_field(block)
+    photos = _photos_around(field, height=1.5)
+    if colours == "noise":  # a textured face: each view sees other colours at a point in front of it
+        rng = np.random.default_rng(0)
+        photos = [Photo(p.index, rng.random(p.image.shape, dtype=np.float32), p.cameras, p.depth, p.depth_cameras,
+                        p.surface) for p in photos]
+    silhouettes = [compute_view_weights(truth, p.cameras, p.index).opacity > 0.5 for p in photos]
+    # the mask ends at the block's bottom, as a support cut would leave it: the views never see under it
+    values = _box_values(field, [-0.5, -0.5, -0.42], [0.5, 0.5, 0.5])
+    return field, truth, values, photos, silhouettes
+
+
+@pytest.mark.parametrize("colours", ["black", "noise"])
+def test_a_dented_face_of_one_colour_is_flat_where_the_silhouettes_allow(colours):
+    """The dent lies inside the block's silhouettes in every view: where the views see one colour there, the mesh
+    takes the visual hull's flat face; where they see texture (they would disagree on a filled point's colour), the
+    field's dent stays."""
+    field, truth, values, photos, silhouettes = _dented_block_case(colours)
+    settings = ExtractionSettings(cut_support=False)
+    block = extract_object(truth, values, settings)
+    dented = extract_object(field, values, settings, photos=photos)
+    hulled = extract_object(field, values, settings, photos=photos, silhouettes=silhouettes)
+    assert dented.volume < 0.97 * block.volume, (dented.volume, block.volume)
+    if colours == "black":
+        assert abs(hulled.volume - block.volume) < 0.01 * block.volume, (hulled.volume, block.volume)
+        assert mesh_distances(hulled, block, 2.0 / 63)["fscore"] > 0.99
+        assert connected_parts(hulled) == 1 and hulled.is_watertight
+    else:
+        assert abs(hulled.volume - dented.volume) < 0.005 * block.volume, (hulled.volume, dented.volume)
+
+
+def test_what_the_silhouettes_show_empty_stays_empty():
+    """An L-shaped block: the notch lies inside the convex hull of its matter and the views see one colour there,
+    but the low views' silhouettes show it empty, so it is not filled; nor is what another object holds."""
+    from sa3d_blender.core.mesh.visual_hull import silhouette_fill
+
+    shape = lambda x, y, z: (x.abs() < 0.4) & (y.abs() < 0.4) & (z.abs() < 0.4) & ~((x > 0) & (z > 0))
+    field = _solid_field(shape)
+    photos = _photos_around(field, height=0.3, n=12)
+    silhouettes = [compute_view_weights(field, p.cameras, p.index).opacity > 0.5 for p in photos]
+    positions = field.to_world(field.vertex_positions().double()).numpy().reshape(*field.shape, 3)
+    p = field.vertex_positions().numpy().reshape(*field.shape, 3)
+    solid = shape(*[torch.from_numpy(p[..., d]) for d in range(3)]).numpy()
+    notch = (p[..., 0] > 0.1) & (p[..., 0] < 0.3) & (p[..., 2] > 0.1) & (p[..., 2] < 0.3) & (np.abs(p[..., 1]) < 0.3)
+    filled = silhouette_fill(solid, positions, photos, silhouettes, 1.5 * 2.0 / 63)
+    assert not filled[notch].any()
+    # elsewhere only vertices within 2 voxels of the matter, which 48-px outlines cannot tell from it (the inner corner)
+    from scipy import ndimage
+    assert not (filled & ~ndimage.binary_dilation(solid, iterations=2)).any()
+    # the same notch with silhouettes that do not show it (a view's outline lost the notch): filled, unless others
+    boxes = [compute_view_weights(_solid_field(lambda x, y, z: (x.abs() < 0.4) & (y.abs() < 0.4) & (z.abs() < 0.4)),
+                                  q.cameras, q.index).opacity > 0.5 for q in photos]
+    within = notch & (p[..., 0] + p[..., 2] < 0.35)  # the convex hull of an L cuts its notch diagonally
+    assert silhouette_fill(solid, positions, photos, boxes, 1.5 * 2.0 / 63)[within].all()
+    assert not silhouette_fill(solid, positions, photos, boxes, 1.5 * 2.0 / 63, others=notch)[notch].any()

@@ -58,6 +58,15 @@ def test_clicks_on_duck_give_duck_in_every_test_view(scene, duck):
     assert sum(duck.status_counts().values()) == len(scene.views)
     assert {v for v, s in duck.view_status.items() if s in ("clicked", "used", "reprompted")} == set(duck.used_views)
     assert {v for v, s in duck.view_status.items() if s == "skipped"} == set(duck.skipped_views)
+    # the mask each view added is kept for the mesh's visual hull: the duck's outline there, none for a skipped view
+    photos = list(scene.photos())
+    outlines = scene.silhouettes("duck", photos)
+    gt = scene.dataset.ground_truth
+    names = [scene.cameras.names[p.index] for p in photos]
+    assert [o is None for o in outlines] == [duck.view_status[n] == "skipped" for n in names]
+    ious = [mask_iou(o, gt.load_mask(p.index) == gt.object("duck").index) for p, o in zip(photos, outlines)
+            if o is not None and gt.load_mask(p.index).shape == o.shape]
+    assert len(ious) >= 0.75 * len(photos) and np.median(ious) >= 0.85, ious
 
 
 def test_view_masks_take_sams_outline_where_it_agrees_with_the_3d_mask(scene, duck):

@@ -122,8 +122,9 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
             local = refine_object(scene.field, grid, scene.image_cameras, scene.views, scene.dataset.load_image,
                                   RefineSettings(seconds=refine_seconds))
             summary["refine"] = local.summary
-        mesh, textured = export_object(scene.field, grid, path, photos=scene.photos(), local=local,
-                                       others=scene.other_objects(name))
+        photos = list(scene.photos())
+        mesh, textured = export_object(scene.field, grid, path, photos=photos, local=local,
+                                       others=scene.other_objects(name), silhouettes=scene.silhouettes(name, photos))
         summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
         if len(scene.dataset.test):  # the mesh beside a held-out photo: the view that sees most of the object
             view = max(map(int, scene.dataset.test), key=lambda i: float(scene.render_mask(name, i).sum()))

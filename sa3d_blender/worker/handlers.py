@@ -243,9 +243,10 @@ class WorkerSession:
             progress(0.0, "extract", f"refining {name} for {float(refine_seconds):g} s")
             local = refine_object(self.field, grid, scene.image_cameras, scene.views, scene.dataset.load_image,
                                   RefineSettings(seconds=float(refine_seconds)))
-        mesh, textured = export_object(self.field, grid, path, extraction, scene.photos(),
+        photos = list(scene.photos())
+        mesh, textured = export_object(self.field, grid, path, extraction, photos,
                                        TextureSettings(size=int(texture_size)) if texture else None, local,
-                                       scene.other_objects(name))
+                                       scene.other_objects(name), scene.silhouettes(name, photos))
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}

@@ -20,6 +20,7 @@ from .interior import drop_unseen_parts, fill_unseen, visible_views, with_unseen
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
+from .visual_hull import silhouette_fill
 
 
 # The surface is where a ray's opacity over this fraction of the inner region's diagonal reaches the extraction level.
@@ -71,7 +72,8 @@ def object_mask(field: VoxelField, mask_grid_values: np.ndarray, level: float = 
 def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
                    settings: ExtractionSettings = ExtractionSettings(),
                    photos: Sequence[Photo] | None = None, local: LocalField | None = None,
-                   others: np.ndarray | None = None) -> trimesh.Trimesh:
+                   others: np.ndarray | None = None,
+                   silhouettes: Sequence[np.ndarray] | None = None) -> trimesh.Trimesh:
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
@@ -79,7 +81,9 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     support's top side (support_plane.py);
     local: the object's refined field (refine_object), meshed instead of the scene field where the object is;
     others: bool [X,Y,Z] on the field's grid, what the other segmented objects hold (SceneSegmenter.other_objects):
-    the unseen inside the mask gains is never theirs. SA3DError when the mask holds nothing.
+    the unseen inside the mask gains is never theirs; silhouettes: the object's mask in each photo (at its depth
+    size), which let the visual hull stand where the field dents a uniformly coloured face (visual_hull.py).
+    SA3DError when the mask holds nothing.
     """
     mask = object_mask(field, mask_grid_values, settings.level)
     photos = list(photos) if photos is not None else None
@@ -95,12 +99,18 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         target = local.field
         mask = _resample_mask(field, mask, target)
         opacity = surface_opacity(target, surface_length(field) * local.scale)
+        if surrounded:
+            positions = _world_positions(target)
+    if surrounded and silhouettes is not None:
+        # before the support cut, which trims what the hull adds at the floor (an outline holding the shadow)
+        target_others = None if others is None or target is field else _resample_mask(field, others, target)
+        hull = silhouette_fill(mask & (opacity > settings.level), positions, photos, silhouettes, tolerance,
+                               target_others)
+        mask, opacity = mask | hull, np.where(hull, np.float32(1.0), opacity)
     if settings.cut_support and mask.any():
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
         mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, photos)
     if surrounded and mask.any():
-        if target is not field:
-            positions = _world_positions(target)
         opacity = fill_unseen(opacity, mask, positions, photos, tolerance, settings.level)
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
@@ -157,13 +167,14 @@ def texture_path(mesh_path: Path) -> Path:
 def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
                   texture: TextureSettings | None = TextureSettings(), local: LocalField | None = None,
-                  others: np.ndarray | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+                  others: np.ndarray | None = None,
+                  silhouettes: Sequence[np.ndarray] | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
     """extract_object into `path` (.ply, .glb or .obj), filled and cut with the photos' help. With photos and
     `texture` the mesh also gets its photo texture, written as texture_path(path): GLB and OBJ carry it, a PLY keeps
-    the vertex colours; `others` as in extract_object."""
+    the vertex colours; `others` and `silhouettes` as in extract_object."""
     path = Path(path)
     photos = list(photos) if photos is not None else None
-    mesh = extract_object(field, mask_grid_values, settings, photos, local, others)
+    mesh = extract_object(field, mask_grid_values, settings, photos, local, others, silhouettes)
     textured = None
     if photos is not None and texture is not None:
         textured = bake_texture(mesh, photos, texture)

@@ -22,7 +22,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -97,6 +97,9 @@ class ObjectResult:
     # what each view contributed: "used" (SAM's mask from the self-prompts), "reprompted" (SAM's mask from the box
     # alone), "fallback" (the rendered 3-D mask), "skipped"; the first view is "clicked"
     view_status: dict[str, str] = dc_field(default_factory=dict)
+    # view index -> the mask (bool, working resolution) each view added: SAM's outline of the object, which the
+    # mesh's visual hull is cut by (visual_hull.py); 1 bit per pixel and view, kept for the session
+    view_masks: dict[int, np.ndarray] = dc_field(default_factory=dict)
 
     def status_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(VIEW_STATUSES, 0)
@@ -216,7 +219,7 @@ class SceneSegmenter:
         except BaseException:
             self.mask_grid.put_votes(name, previous)
             raise
-        used, skipped, ious, status = outcome
+        used, skipped, ious, status, view_masks = outcome
         grid = self.mask_grid.grid(name)
         if len(used) < 2 or not (grid > 0).any():
             self.mask_grid.put_votes(name, previous)
@@ -225,7 +228,8 @@ class SceneSegmenter:
                 f"object '{name}': no other view confirmed the mask drawn on view {first.name} "
                 f"({len(skipped)} views skipped{', e.g. ' + reasons if reasons else ''}). A mask seen from one view only "
                 "cannot be placed in 3-D: click the object where it is large and unoccluded, or add clicks")
-        outcome = ObjectResult(name, grid, first.name, used, skipped, ious, time.perf_counter() - start, status)
+        outcome = ObjectResult(name, grid, first.name, used, skipped, ious, time.perf_counter() - start, status,
+                               view_masks)
         self.results[name] = outcome
         log.info("object %s: %s, %.1f s", name, outcome.status_counts(), outcome.seconds)
         return outcome
@@ -240,9 +244,11 @@ class SceneSegmenter:
                 "on average; click on an object the reconstruction contains")
 
     def _propagate(self, name: str, first: ViewData, first_mask: np.ndarray, settings: SA3DSettings,
-                   progress: Progress | None) -> tuple[list[str], dict[str, str], dict[str, float], dict[str, str]]:
+                   progress: Progress | None) -> tuple[list[str], dict[str, str], dict[str, float], dict[str, str],
+                                                       dict[int, np.ndarray]]:
         self.mask_grid.add_view(name, first.weights, first_mask, settings.first_view_negative)
         used, skipped, ious, status = [first.name], {}, {}, {first.name: "clicked"}
+        view_masks = {first.index: first_mask}
         order = [i for i in self.views if i != first.index]
         if settings.view_order == "nearest":
             order = nearest_first(self.cameras, first.index, order)
@@ -251,7 +257,9 @@ class SceneSegmenter:
         while queue:
             i, last_chance = queue.pop(0)
             data = self.cache.get(i)
-            outcome, reason, iou = self._prompt_view(name, data, settings, last_chance)
+            outcome, reason, iou, mask = self._prompt_view(name, data, settings, last_chance)
+            if mask is not None:
+                view_masks[i] = mask
             if iou is not None:
                 ious[data.name] = iou
             status[data.name] = outcome
@@ -266,11 +274,12 @@ class SceneSegmenter:
             done += 1
             if progress is not None:
                 progress(min(done / max(len(order), 1), 1.0), f"{name}: view {data.name} {reason or outcome}")
-        return used, skipped, ious, status
+        return used, skipped, ious, status, view_masks
 
     def _prompt_view(self, name: str, data: ViewData, settings: SA3DSettings,
-                     last_chance: bool = True) -> tuple[str, str, float | None]:
-        """Self-prompt SAM on one view and add what it agrees with to the grid: (status, reason, IoU with the render).
+                     last_chance: bool = True) -> tuple[str, str, float | None, np.ndarray | None]:
+        """Self-prompt SAM on one view and add what it agrees with to the grid: (status, reason, IoU with the render,
+        the mask added).
 
         Prompts: the confident points and the rendered mask's box. A view SAM disagrees with is prompted with the box
         alone, then (on its last chance) votes with the rendered 3-D mask where the object is what the view sees."""
@@ -278,7 +287,7 @@ class SceneSegmenter:
         score = data.weights.render(values)
         prompts = choose_prompts(score, self._world_points(data), data.weights.opacity, settings.prompts)
         if prompts is None:
-            return "skipped", "no prompt available: the rendered mask has no positive pixel", None
+            return "skipped", "no prompt available: the rendered mask has no positive pixel", None, None
         rendered = binarise_rendered(score)
         box = prompt_box(rendered, settings.prompts.box_margin)
         attempts = [("used", prompts.points, prompts.labels, box if settings.prompts.box else None)]
@@ -290,14 +299,14 @@ class SceneSegmenter:
             best = max(best, iou)
             if iou >= settings.iou_threshold:
                 self.mask_grid.add_view(name, data.weights, mask, settings.negative)
-                return outcome, "", iou
+                return outcome, "", iou, mask
         reason = f"SAM mask disagrees with the rendered mask (IoU {best:.2f} < {settings.iou_threshold:g})"
         if last_chance and settings.fallback:
             seen = data.weights.render((values > 0).astype(np.float32)) > MASK_LEVEL
             if seen.any():
                 self.mask_grid.add_view(name, data.weights, seen, settings.negative)
-                return "fallback", reason, best
-        return "skipped", reason, best
+                return "fallback", reason, best, seen
+        return "skipped", reason, best, None
 
     def _best_match(self, data: ViewData, points: np.ndarray | None, labels: np.ndarray | None,
                     box: np.ndarray | None, rendered: np.ndarray, image_size: bool = False) -> tuple[np.ndarray, float]:
@@ -336,6 +345,14 @@ class SceneSegmenter:
         """bool [X,Y,Z]: what the other segmented objects hold, which `name`'s mesh must not take in
         (MaskGrid.others)."""
         return self.mask_grid.others(name)
+
+    def silhouettes(self, name: str, photos: Iterable[Photo]) -> list[np.ndarray | None]:
+        """The mask each of `photos` added to the object while it was segmented (None: the view added none), at
+        their depth size: the outlines its mesh's visual hull is cut by (visual_hull.py)."""
+        if name not in self.results:
+            self.object_grid(name)  # PromptError naming the segmented objects
+        masks = self.results[name].view_masks
+        return [masks.get(photo.index) for photo in photos]
 
     def render_mask(self, name: str, view: str | int, exclusive: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
         """Opacity [H,W] in [0,1] of object `name` alone (its 3-D mask V > 0, rendered with the frozen weights) in any
