@@ -146,3 +146,29 @@ def test_weights_leave_out_the_contracted_shell(field_and_dataset):
     weights = compute_view_weights(field, dataset.cameras, int(dataset.train[0]))
     assert field.space is not None and not field.inner_vertices().all()
     assert not np.isin(weights.matrix.indices, np.flatnonzero(~field.inner_vertices().numpy())).any()
+
+
+def test_a_capture_larger_than_the_disk_budget_keeps_its_first_views_and_evicts_other_fields_first(
+        field_and_dataset, tmp_path):
+    """Four views where the disk budget holds about two: a rerun reads the first two back instead of rendering all
+    four again (evicting its own oldest views, a capture over the budget never hit its cache); another field's
+    files make room before any of this field's."""
+    field, dataset = field_and_dataset
+    segmenter = load_segmenter("mobile_sam", device="cpu")
+    folder = tmp_path / "view_weights"
+    folder.mkdir()
+    stranger = folder / "otherfield_camera.npz"
+    stranger.write_bytes(b"0" * 10_000)
+    views = [int(i) for i in dataset.train[:4]]
+    probe = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path / "probe")
+    probe.weights(views[0])
+    file_mb = probe.weights_path(views[0]).stat().st_size / 1e6  # compressed on disk
+    cache = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path, disk_mb=2.5 * file_mb)
+    cache.prepare(views)
+    kept = [cache.weights_path(i).is_file() for i in views]
+    assert not stranger.exists()  # the other field went first
+    assert kept[:2] == [True, True] and sum(kept) == 2, kept
+    stamps = {i: cache.weights_path(i).stat().st_mtime_ns for i in views[:2]}
+    ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path, disk_mb=2.5 * file_mb).prepare(views)
+    assert {i: cache.weights_path(i).stat().st_mtime_ns for i in views[:2]} == stamps  # read back, not rendered
+    assert sum(f.stat().st_size for f in folder.glob("*.npz")) / 1e6 <= 2.5 * file_mb

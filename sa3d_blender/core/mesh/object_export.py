@@ -73,7 +73,7 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
                    settings: ExtractionSettings = ExtractionSettings(),
                    photos: Sequence[Photo] | None = None, local: LocalField | None = None,
                    others: np.ndarray | None = None,
-                   silhouettes: Sequence[np.ndarray] | None = None) -> trimesh.Trimesh:
+                   silhouettes: Sequence[np.ndarray | None] | None = None) -> trimesh.Trimesh:
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
@@ -167,8 +167,8 @@ def texture_path(mesh_path: Path) -> Path:
 def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
                   texture: TextureSettings | None = TextureSettings(), local: LocalField | None = None,
-                  others: np.ndarray | None = None,
-                  silhouettes: Sequence[np.ndarray] | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+                  others: np.ndarray | None = None, silhouettes: Sequence[np.ndarray | None] | None = None,
+                  ) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
     """extract_object into `path` (.ply, .glb or .obj), filled and cut with the photos' help. With photos and
     `texture` the mesh also gets its photo texture, written as texture_path(path): GLB and OBJ carry it, a PLY keeps
     the vertex colours; `others` and `silhouettes` as in extract_object."""

@@ -10,7 +10,6 @@ and the flat face is what objects have: the hull is the surface.
 
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -47,20 +46,25 @@ def silhouette_fill(solid: np.ndarray, positions: np.ndarray, photos: Sequence[P
     index = np.nonzero(candidates)
     points = positions[index]
     excluded = np.zeros(len(points), dtype=bool)
-    seen = np.zeros(len(points), dtype=bool)
-    colours = []
+    # running sums for each point's colour spread over the views that see it: memory per point, not per view
+    count = np.zeros(len(points))
+    total, squares = np.zeros((len(points), 3)), np.zeros((len(points), 3))
     for photo, silhouette in zip(photos, silhouettes):
         if silhouette is None:
             continue
         visible, inside = _seen(points, photo, silhouette, tolerance)
         excluded |= visible & ~inside
-        seen |= visible
-        colours.append(np.where(visible[:, None], _colours(points, photo), np.nan))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the points no view would see: all nan
-        spread = np.nanstd(np.stack(colours), axis=0).mean(axis=1) if colours else np.full(len(points), np.nan)
+        colours = _colours(points, photo)
+        visible &= ~np.isnan(colours[:, 0])
+        count += visible
+        total[visible] += colours[visible]
+        squares[visible] += colours[visible] ** 2
     # only what some view sees: what none does (under the floor, inside the object) is interior.py's to fill
-    result[tuple(a[seen & ~excluded & (spread <= COLOUR_STD)] for a in index)] = True
+    seen = count > 0
+    mean = total[seen] / count[seen, None]
+    spread = np.full(len(points), np.inf)
+    spread[seen] = np.sqrt(np.clip(squares[seen] / count[seen, None] - mean ** 2, 0.0, None)).mean(axis=1)
+    result[tuple(a[~excluded & (spread <= COLOUR_STD)] for a in index)] = True
     return _touching(result, solid)
 
 
@@ -83,7 +87,11 @@ def _in_convex_hull(solid: np.ndarray) -> np.ndarray:
         return result
     lo, hi = points.min(axis=0), points.max(axis=0) + 1
     box = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), axis=-1).reshape(-1, 3)
-    inside = np.all(box @ hull.equations[:, :3].T + hull.equations[:, 3] <= 1e-6, axis=1)
+    normals, offsets = hull.equations[:, :3], hull.equations[:, 3]
+    # in blocks: a large object's box times a hull of thousands of facets would not fit in memory at once
+    block = max(1, 2 ** 24 // len(offsets))
+    inside = np.concatenate([np.all(box[k:k + block] @ normals.T + offsets <= 1e-6, axis=1)
+                             for k in range(0, len(box), block)])
     result[tuple(box[inside].T)] = True
     return result
 

@@ -98,7 +98,7 @@ class ObjectResult:
     # alone), "fallback" (the rendered 3-D mask), "skipped"; the first view is "clicked"
     view_status: dict[str, str] = dc_field(default_factory=dict)
     # view index -> the mask (bool, working resolution) each view added: SAM's outline of the object, which the
-    # mesh's visual hull is cut by (visual_hull.py); 1 bit per pixel and view, kept for the session
+    # mesh's visual hull is cut by (visual_hull.py); a byte per pixel and view, kept for the session
     view_masks: dict[int, np.ndarray] = dc_field(default_factory=dict)
 
     def status_counts(self) -> dict[str, int]:
