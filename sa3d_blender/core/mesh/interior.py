@@ -13,6 +13,7 @@ from typing import Iterable
 import numpy as np
 import trimesh
 
+from ..data.cameras import Cameras
 from .texture import Photo
 
 
@@ -42,16 +43,21 @@ def _view_counts(points: np.ndarray, photos: Iterable[Photo], offset: float) -> 
     framed = np.zeros(len(points), dtype=np.int64)
     counted = np.zeros(len(points), dtype=np.int64)
     for photo in photos:
-        i, cameras = photo.index, photo.depth_cameras
-        xy, axis_depth = cameras.project(i, points)
-        first = photo.first_surface
-        h, w = first.shape
-        inside = np.flatnonzero((axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h))
-        surface = first[xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64)]
-        distance = np.linalg.norm(points[inside] - cameras.c2w[i, :3, 3], axis=1)
+        inside, rows, cols, distance = framing(points, photo.depth_cameras, photo.index, photo.first_surface.shape)
         framed[inside] += 1
-        counted[inside] += distance < surface + offset
+        counted[inside] += distance < photo.first_surface[rows, cols] + offset
     return framed, counted
+
+
+def framing(points: np.ndarray, cameras: Cameras, i: int,
+            size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where world points [P,3] fall in camera i's image of `size` (height, width): the indices of those it frames,
+    their pixel rows and columns, and their distance from the camera."""
+    xy, axis_depth = cameras.project(i, points)
+    h, w = size
+    inside = np.flatnonzero((axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+    distance = np.linalg.norm(points[inside] - cameras.c2w[i, :3, 3], axis=1)
+    return inside, xy[inside, 1].astype(np.int64), xy[inside, 0].astype(np.int64), distance
 
 
 def enclosed(mask: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from .interior import framing
 from .texture import Photo
 
 # A point is filled when the views that would see it agree on its colour to this standard deviation (sRGB in [0,1],
@@ -99,15 +100,9 @@ def _in_convex_hull(solid: np.ndarray) -> np.ndarray:
 def _seen(points: np.ndarray, photo: Photo, silhouette: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Per point: whether the photo would see it (framed, not behind its first surface by more than `tolerance`),
     and whether it falls inside the silhouette."""
-    cameras, i = photo.depth_cameras, photo.index
-    xy, axis_depth = cameras.project(i, points)
-    h, w = silhouette.shape
-    framed = (axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    k, rows, cols, distance = framing(points, photo.depth_cameras, photo.index, photo.first_surface.shape)
     visible = np.zeros(len(points), dtype=bool)
     inside = np.zeros(len(points), dtype=bool)
-    k = np.flatnonzero(framed)
-    rows, cols = xy[k, 1].astype(np.int64), xy[k, 0].astype(np.int64)
-    distance = np.linalg.norm(points[k] - cameras.c2w[i, :3, 3], axis=1)
     visible[k] = distance < photo.first_surface[rows, cols] + tolerance
     inside[k] = silhouette[rows, cols]
     return visible, inside
@@ -115,11 +110,8 @@ def _seen(points: np.ndarray, photo: Photo, silhouette: np.ndarray, tolerance: f
 
 def _colours(points: np.ndarray, photo: Photo) -> np.ndarray:
     """[P,3] the photo's colour where each point projects (nan outside the image)."""
-    xy, axis_depth = photo.cameras.project(photo.index, points)
-    h, w = photo.image.shape[:2]
-    framed = (axis_depth > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    k, rows, cols, _ = framing(points, photo.cameras, photo.index, photo.image.shape[:2])
     colours = np.full((len(points), 3), np.nan)
-    k = np.flatnonzero(framed)
-    colours[k] = photo.image[xy[k, 1].astype(np.int64), xy[k, 0].astype(np.int64)]
+    colours[k] = photo.image[rows, cols]
     return colours
 
