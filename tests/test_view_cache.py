@@ -128,19 +128,6 @@ def test_memory_budget_keeps_only_recent_views_and_reads_the_rest_back(field_and
     assert (again.weights.matrix != fresh.weights.matrix).nnz == 0
 
 
-def test_disk_budget_deletes_the_oldest_weight_files(field_and_dataset, tmp_path):
-    field, dataset = field_and_dataset
-    segmenter = load_segmenter("mobile_sam", device="cpu")
-    views = [int(i) for i in dataset.train[:3]]
-    probe = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path / "probe")
-    probe.get(views[0])
-    size_mb = probe.weights_path(views[0]).stat().st_size / 1e6
-    cache = ViewCache(field, dataset.cameras, segmenter, dataset.load_image, tmp_path / "c", disk_mb=1.5 * size_mb)
-    cache.prepare(views)
-    files = list((tmp_path / "c" / "view_weights").glob("*.npz"))
-    assert len(files) == 1 and files[0] == cache.weights_path(views[-1])
-
-
 def test_weights_leave_out_the_contracted_shell(field_and_dataset):
     field, dataset = field_and_dataset
     weights = compute_view_weights(field, dataset.cameras, int(dataset.train[0]))
