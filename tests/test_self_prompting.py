@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sa3d_blender.core.segment.self_prompting import (PromptSettings, binarise_rendered, choose_prompts,
-                                                     exclusion_half_size, prompt_box)
+                                                     exclusion_half_size, pieces_near, prompt_box)
 
 H = W = 64
 
@@ -76,4 +76,21 @@ def test_the_box_holds_the_rendered_mask_with_its_margin_and_ignores_a_stray_spe
     assert prompt_box(np.zeros((H, W), dtype=bool), 0.1) is None
     # clipped at the image border
     assert prompt_box(np.ones((H, W), dtype=bool), 0.5).tolist() == [0.0, 0.0, W, H]
+
+
+def test_outline_pieces_away_from_the_rendered_mask_are_dropped():
+    rendered = np.zeros((H, W), dtype=bool)
+    rendered[20:40, 10:30] = True
+    outline = np.zeros((H, W), dtype=bool)
+    outline[19:41, 9:31] = True  # the object's edge, a pixel wider than the render
+    tip = np.zeros((H, W), dtype=bool)
+    tip[22:26, 32:34] = True  # a frond tip 3 px beyond the render: part of the edge
+    outline |= tip
+    outline[50:53, 50:53] = True  # specks on the background behind the object
+    outline[5, 60] = True
+    kept = pieces_near(outline, rendered, reach=3)
+    expected = outline.copy()
+    expected[50:53, 50:53] = expected[5, 60] = False
+    assert np.array_equal(kept, expected)
+    assert np.array_equal(pieces_near(outline, rendered, reach=0), expected & ~tip)
 

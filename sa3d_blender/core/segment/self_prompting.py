@@ -120,6 +120,16 @@ def prompt_box(rendered: np.ndarray, margin: float) -> np.ndarray | None:
                      min(cols[-1] + 1 + pad_x, w), min(rows[-1] + 1 + pad_y, h)], dtype=np.float64)
 
 
+def pieces_near(mask: np.ndarray, reference: np.ndarray, reach: int) -> np.ndarray:
+    """`mask` (bool [H,W]) without its connected pieces that come no closer than `reach` pixels to `reference`."""
+    pieces, count = ndimage.label(mask)
+    if count <= 1:
+        return mask
+    near = ndimage.binary_dilation(reference, iterations=reach) if reach > 0 else reference
+    touching = np.unique(pieces[near & mask])
+    return np.isin(pieces, touching[touching > 0])
+
+
 def binarise_rendered(score: np.ndarray) -> np.ndarray:
     """The reference's binarisation for the IoU gate: M > mean(M) and M > 0."""
     return (score > score.mean()) & (score > 0)
