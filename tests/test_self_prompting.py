@@ -97,7 +97,7 @@ def test_outline_pieces_away_from_the_rendered_mask_are_dropped():
 
 
 def test_the_part_of_a_mask_beyond_a_depth_jump_from_the_clicks_is_found():
-    from sa3d_blender.core.segment.depth_regions import off_clicked_surface
+    from sa3d_blender.core.segment.depth_regions import clicked_surface
 
     surface = np.full((H, W), np.inf, dtype=np.float32)
     rows, cols = np.mgrid[0:H, 0:W]
@@ -106,11 +106,11 @@ def test_the_part_of_a_mask_beyond_a_depth_jump_from_the_clicks_is_found():
     surface[cone] = 1.3
     surface[ball] = 1.0 + 0.002 * np.abs(cols - 30)[ball]  # a curved front: small steps between neighbours
     clicks = np.array([[30.5, 40.5], [24.5, 44.5]])
-    assert off_clicked_surface(ball, surface, clicks) == 0.0
-    joined = off_clicked_surface(ball | cone, surface, clicks)
-    # the cone less its row of edge pixels along the ball, which the ball's outline keeps
-    assert 0 < cone.sum() / (ball | cone).sum() - joined < 0.03, joined
-    # the cone alone is all beyond the jump from clicks on the ball; a click on the cone reaches it
-    assert off_clicked_surface(cone, surface, clicks) == 1.0
-    from_cone = off_clicked_surface(ball | cone, surface, np.array([[30.5, 20.5]]))
-    assert abs(from_cone - ball.sum() / (ball | cone).sum()) < 0.03, from_cone
+    assert np.array_equal(clicked_surface(ball, surface, clicks), ball)
+    # from the ball: the ball, and the cone's row of edge pixels along it, which the ball's outline keeps
+    reached = clicked_surface(ball | cone, surface, clicks)
+    assert ball.sum() <= reached.sum() < ball.sum() + 16 and (reached & ball).sum() == ball.sum()
+    # the cone alone is beyond the jump from clicks on the ball; a click on the cone reaches it, not the ball
+    assert not clicked_surface(cone, surface, clicks).any()
+    from_cone = clicked_surface(ball | cone, surface, np.array([[30.5, 20.5]]))
+    assert np.array_equal(from_cone & cone, cone) and (from_cone & ball).sum() < 16

@@ -12,10 +12,10 @@ from scipy import ndimage
 DEPTH_JUMP = 0.1
 
 
-def off_clicked_surface(mask: np.ndarray, surface: np.ndarray, clicks: np.ndarray) -> float:
-    """Fraction of `mask` (bool [H,W]) that the clicked pixels (`clicks` [N,2] as (x, y) in its pixels) do not reach
-    without crossing a depth jump (DEPTH_JUMP) in `surface` (float [H,W], the first-surface distance, inf where no
-    surface is). 1.0 when no click lands on the mask."""
+def clicked_surface(mask: np.ndarray, surface: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    """bool [H,W]: the part of `mask` (bool [H,W]) that the clicked pixels (`clicks` [N,2] as (x, y) in its pixels)
+    reach without crossing a depth jump (DEPTH_JUMP) in `surface` (float [H,W], the first-surface distance, inf
+    where no surface is), with the edge pixels along its outline; empty when no click lands on the mask."""
     depth = np.where(np.isfinite(surface), surface, np.float32(1e30))
     edge = np.zeros(mask.shape, dtype=bool)
     for axis in (0, 1):
@@ -33,10 +33,7 @@ def off_clicked_surface(mask: np.ndarray, surface: np.ndarray, clicks: np.ndarra
     seeds[rows, cols] = True
     # a click on an edge pixel starts from the regions beside it
     touched = np.unique(regions[ndimage.binary_dilation(seeds) & (regions > 0)])
-    if not len(touched) or not mask.any():
-        return 1.0
-    reached = ndimage.binary_dilation(np.isin(regions, touched)) & mask  # with the edge pixels along its outline
-    return 1.0 - float(reached.sum()) / float(mask.sum())
+    return ndimage.binary_dilation(np.isin(regions, touched)) & mask
 
 
 def _pairs(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ from ..errors import InputFileError, PromptError
 from ..field.voxel_field import VoxelField
 from ..mesh.texture import Photo
 from ..metrics import mask_iou
-from .depth_regions import off_clicked_surface
+from .depth_regions import clicked_surface
 from .mask_grid import MaskGrid
 from .segmenters import Segmenter, SegmenterResult
 from .self_prompting import PromptSettings, binarise_rendered, choose_prompts, pieces_near, prompt_box
@@ -56,10 +56,12 @@ REFINE_BOX_MARGIN = 0.1
 # (room preset, the 15-px ball in the tray: 0.914 -> 0.877 when outlined, 0.918 with this floor; lookalike unchanged,
 # thin 0.937 -> 0.932 where the ring's far views fall under it)
 MIN_REFINE_PIXELS = 400
-# first_mask passes over SAM masks with more than this fraction beyond a depth jump from the clicks. Demo: SAM's
-# single mask for 3 clicks on the ball held the cone standing behind it (12 % of the mask), and the 3-D mask of the
-# ball alone became ball and cone (test IoU 0.52); the right masks of every preset object: at most 0.6 %
+# first_mask passes over a SAM mask with more than this fraction beyond a depth jump from the clicks, for one that
+# keeps CLICKED_KEPT of the part they reach. Demo: SAM's single mask for 3 clicks on the ball held the cone standing
+# behind it (12 % of the mask), and the 3-D mask of the ball alone became ball and cone (test IoU 0.52); the masks
+# chosen for every preset object hold at most 0.6 %, fern's plant 29 % (its fronds overlap: every candidate does)
 OFF_SURFACE = 0.05
+CLICKED_KEPT = 0.9
 # SAM's masks lose their pieces farther than this many pixels from the rendered mask they are compared with, in the
 # self-prompted views and in view_mask: on fern, MobileSAM's outline of the plant carried 34-84 specks on the pillar,
 # ceiling, planter and floor behind it, and the votes of such specks left 1.75 % of the 3-D mask's matter in pieces
@@ -179,8 +181,8 @@ class SceneSegmenter:
 
     def first_mask(self, view: str | int, points, labels, box=None, mask_choice: int | None = None) -> np.ndarray:
         """The SAM mask (working size) that segment() starts from: candidate `mask_choice` of SAM's 3 when given; else
-        the first of SAM's preferred masks that holds every positive click and no negative one and lies on the clicked
-        surface (no more than OFF_SURFACE of it beyond a depth jump from the clicks). SAM's preference: its
+        the first of SAM's preferred masks that holds every positive click and no negative one, passed over for a
+        later one without what lies beyond a depth jump from the clicks (_without_other_surfaces). SAM's preference: its
         single-mask output for two or more prompts (the best-scored of 3 can be a part: the room's can from 3 side
         clicks lost its top, IoU 0.85 vs 0.99), then its candidates by predicted IoU."""
         i = self.view_index(view)
@@ -194,17 +196,32 @@ class SceneSegmenter:
         if (0 if points is None else len(_array(points))) + (box is not None) >= 2:
             preferred.insert(0, self.candidates(i, points, labels, box, multimask=False).masks[0])
         honoured = [m for m in preferred if self._honours_clicks(i, m, points, labels)] or preferred[:1]
-        return next((m for m in honoured if self._on_clicked_surface(i, m, points, labels)), honoured[0])
+        return self._without_other_surfaces(i, honoured, points, labels)
 
-    def _on_clicked_surface(self, i: int, mask: np.ndarray, points, labels) -> bool:
-        """Whether at most OFF_SURFACE of the mask lies beyond a depth jump from the positive clicks (depth_regions.py):
-        SAM joins objects of similar colour, the field's depth does not."""
+    def _without_other_surfaces(self, i: int, masks: list[np.ndarray], points, labels) -> np.ndarray:
+        """The first of `masks`, unless more than OFF_SURFACE of it lies beyond a depth jump from the positive clicks
+        (depth_regions.py) and a later one keeps the part the clicks reach (CLICKED_KEPT of it) without reaching
+        beyond one itself: SAM joins objects of similar colour, the field's depth does not. A mask whose every
+        candidate reaches beyond jumps (a plant's fronds in front of each other) stays as SAM prefers it."""
         positive = None if points is None else _array(points)[_array(labels) > 0]
         if positive is None or not len(positive):
-            return True
+            return masks[0]
         data = self.cache.get(i)
-        return off_clicked_surface(self._to_view(mask, data), data.weights.surface,
-                                   positive * self.file_scale(i)) <= OFF_SURFACE
+        clicks = positive * self.file_scale(i)
+
+        def parts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            at_view = self._to_view(mask, data)
+            return at_view, clicked_surface(at_view, data.weights.surface, clicks)
+
+        first, reached = parts(masks[0])
+        if reached.sum() >= (1.0 - OFF_SURFACE) * first.sum():
+            return masks[0]
+        for mask in masks[1:]:
+            at_view, on_surface = parts(mask)
+            if (on_surface.sum() >= (1.0 - OFF_SURFACE) * at_view.sum()
+                    and (at_view & reached).sum() >= CLICKED_KEPT * reached.sum()):
+                return mask
+        return masks[0]
 
     def _honours_clicks(self, i: int, mask: np.ndarray, points, labels) -> bool:
         if points is None:
