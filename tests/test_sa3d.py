@@ -82,6 +82,21 @@ def test_view_masks_take_sams_outline_where_it_agrees_with_the_3d_mask(scene, du
     assert scene.view_mask("duck", i, size=(2 * w, 2 * h)).shape == (2 * h, 2 * w)
 
 
+def test_a_first_mask_holding_an_object_at_another_depth_gives_way_to_the_clicked_one(scene):
+    """Ground-truth masks stand in for SAM's candidates on a view where the can touches the duck in the image: the
+    duck joined with the can (another surface in the field's depth) gives way to the duck alone, which keeps the
+    clicked part; the duck alone stays when it comes first; the joined mask stays when no candidate is better."""
+    gt = scene.dataset.ground_truth
+    view = 0
+    duck_mask = gt.load_mask(view) == gt.object("duck").index
+    joined = duck_mask | (gt.load_mask(view) == gt.object("can").index)
+    clicks = reference_clicks(duck_mask)
+    labels = np.ones(len(clicks), dtype=np.int64)
+    assert scene._without_other_surfaces(view, [joined, duck_mask], clicks, labels) is duck_mask
+    assert scene._without_other_surfaces(view, [duck_mask, joined], clicks, labels) is duck_mask
+    assert scene._without_other_surfaces(view, [joined, joined.copy()], clicks, labels) is joined
+
+
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):
     view, clicks = gt_clicks(scene, "box")
     scene.segment("box", view, clicks, np.ones(len(clicks)))
