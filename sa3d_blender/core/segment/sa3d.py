@@ -320,8 +320,9 @@ class SceneSegmenter:
         """Self-prompt SAM on one view and add what it agrees with to the grid: (status, reason, IoU with the render,
         the mask added).
 
-        Prompts: the confident points and the rendered mask's box; SAM's pieces away from the render do not vote. A view SAM disagrees with is prompted with the box
-        alone, then (on its last chance) votes with the rendered 3-D mask where the object is what the view sees."""
+        Prompts: the confident points and the rendered mask's box; SAM's pieces away from the render do not vote. A view
+        SAM disagrees with is prompted with the box alone, then (on its last chance) votes with the rendered 3-D mask
+        where the object is what the view sees."""
         values = self.mask_grid.values(name)
         score = data.weights.render(values)
         prompts = choose_prompts(score, self._world_points(data), data.weights.opacity, settings.prompts)
@@ -334,7 +335,7 @@ class SceneSegmenter:
             attempts.append(("reprompted", None, None, box))
         best = 0.0
         for outcome, p, l, b in attempts:
-            mask, iou = self._best_match(data, p, l, b, rendered, reach=OUTLINE_REACH)
+            mask, iou = self._best_match(data, p, l, b, rendered)
             best = max(best, iou)
             if iou >= settings.iou_threshold:
                 self.mask_grid.add_view(name, data.weights, mask, settings.negative)
@@ -348,11 +349,10 @@ class SceneSegmenter:
         return "skipped", reason, best, None
 
     def _best_match(self, data: ViewData, points: np.ndarray | None, labels: np.ndarray | None,
-                    box: np.ndarray | None, rendered: np.ndarray, image_size: bool = False,
-                    reach: int | None = None) -> tuple[np.ndarray, float]:
+                    box: np.ndarray | None, rendered: np.ndarray, image_size: bool = False) -> tuple[np.ndarray, float]:
         """SAM's candidate that best matches `rendered` (prompts and mask at SA3D's view size), and that IoU: compared
-        at SA3D's view size, or with `image_size` at the size SAM saw (the working image), keeping SAM's detail. With
-        `reach`, candidates are first cut to their pieces within that many pixels of `rendered` (pieces_near)."""
+        at SA3D's view size, or with `image_size` at the size SAM saw (the working image), keeping SAM's detail. The
+        candidates are first cut to their pieces within OUTLINE_REACH pixels of `rendered` (pieces_near)."""
         h, w = rendered.shape
         image_h, image_w = data.embedding.original_size
         scale = np.array([image_w / w, image_h / h])
@@ -364,8 +364,7 @@ class SceneSegmenter:
                 rendered = resize_image(rendered.astype(np.float32), (image_w, image_h), smooth=True) > 0.5
         else:
             masks = [self._to_view(mask, data) for mask in result.masks]
-        if reach is not None:
-            masks = [pieces_near(mask, rendered, reach) for mask in masks]
+        masks = [pieces_near(mask, rendered, OUTLINE_REACH) for mask in masks]
         ious = [mask_iou(mask, rendered) for mask in masks]
         k = int(np.argmax(ious))
         return masks[k], float(ious[k])
@@ -424,8 +423,7 @@ class SceneSegmenter:
             row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
             click = np.array([[col + 0.5, row + 0.5]])
             outline, iou = self._best_match(self.cache.get(i), click, np.ones(1, dtype=np.int64),
-                                            prompt_box(rendered, REFINE_BOX_MARGIN), rendered, image_size=True,
-                                            reach=OUTLINE_REACH)
+                                            prompt_box(rendered, REFINE_BOX_MARGIN), rendered, image_size=True)
             if iou >= REFINE_IOU:
                 rendered = outline
         if size is None or tuple(size) == rendered.shape[::-1]:
