@@ -42,7 +42,7 @@ def score(scene: SceneSegmenter, name: str, photos, seconds: float) -> dict:
                               RefineSettings(seconds=seconds))
     refine_seconds = time.perf_counter() - start
     mesh = extract_object(scene.field, grid, photos=photos, local=local, others=scene.other_objects(name),
-                          silhouettes=scene.silhouettes(name, photos))
+                          silhouettes=scene.silhouettes(name, photos), visibility=scene.visibility(name))
     truth = trimesh.load(scene.dataset.ground_truth.object(name).mesh_path, force="mesh")
     distances = mesh_distances(mesh, truth, 0.01 * float(np.linalg.norm(truth.bounds[1] - truth.bounds[0])))
     appearance = appearance_psnr(scene.dataset, name, mesh, bake_texture(mesh, photos))

@@ -55,6 +55,17 @@ def test_closed_form_equals_explicit_sgd_with_running_average():
     np.testing.assert_allclose(grid.values("a"), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_visibility_is_what_the_view_that_sees_a_vertex_best_sees_of_it_inside_the_mask_or_not():
+    rng = np.random.default_rng(1)
+    views = [random_view(rng) for _ in range(3)]
+    grid = MaskGrid(SHAPE)
+    grid.reset("a")
+    for view, mask in zip(views, [rng.random((H, W)) > 0.5 for _ in views]):
+        grid.add_view("a", view, mask, 1.0)
+    footprints = np.stack([np.asarray(view.matrix.sum(axis=0)).reshape(-1) for view in views])
+    np.testing.assert_allclose(grid.visibility("a").reshape(-1), footprints.max(axis=0), rtol=1e-6)
+
+
 def test_exclusive_gives_each_vertex_to_one_object_and_penalty_pushes_out_the_neighbour():
     # two objects whose SAM masks overlap on half the pixels of one view
     identity = sp.identity(H * W, format="csr", dtype=np.float32)
@@ -125,7 +136,8 @@ def test_what_other_objects_hold_includes_the_unseen_inside_of_one_nested_in_thi
     size = int(np.prod(shape))
     for name, region in (("tray", tray_region & ~core), ("ball", shell)):
         total = np.where(region.reshape(-1), 1.0, -1.0)
-        grid.put_votes(name, ObjectVotes(total, np.ones(size, np.int32), np.maximum(total, 0.0)))
+        grid.put_votes(name, ObjectVotes(total, np.ones(size, np.int32), np.maximum(total, 0.0),
+                                         np.ones(size, np.float32)))
     assert grid.inside("ball", "tray")
     for_tray, for_ball = grid.others("tray"), grid.others("ball")
     assert for_tray[shell].all() and for_tray[core].all() and not for_tray[tray_region & ~shell & ~core].any()

@@ -337,3 +337,37 @@ def test_what_the_silhouettes_show_empty_stays_empty():
     within = notch & (p[..., 0] + p[..., 2] < 0.35)  # the convex hull of an L cuts its notch diagonally
     assert silhouette_fill(solid, positions, photos, boxes, 1.5 * 2.0 / 63)[within].all()
     assert not silhouette_fill(solid, positions, photos, boxes, 1.5 * 2.0 / 63, others=notch)[notch].any()
+
+
+def test_what_no_view_sees_well_behind_an_object_stays_out_of_its_mesh():
+    """A block hung in front of a wall, seen from the wall's side only (as the fox's mount is): rays passing the
+    block's edge reach faintly into the wall behind it, so its mask (every vertex some view touches, in the block's
+    tube) holds the wall's inside there, and the mesh carried it. With the views' visibility the mesh behind the
+    block ends at the wall's face; the block is whole."""
+    block = lambda x, y, z: (x.abs() < 0.2) & (y.abs() < 0.2) & (z.abs() < 0.2)
+    wall = lambda x, y, z: (x > 0.25) & (x < 0.6) & (y.abs() < 0.9) & (z.abs() < 0.9)
+    field = _solid_field(lambda x, y, z: block(x, y, z) | wall(x, y, z))
+    n, size = 9, 48
+    angles = np.radians(np.linspace(120, 240, n))
+    c2w = np.stack([look_at((2.5 * np.cos(a), 2.5 * np.sin(a), 0.8 * np.sin(3 * a))) for a in angles])
+    cameras = Cameras(c2w, [size] * n, [size] * n, [size / 2] * n, [size / 2] * n, [size] * n, [size] * n,
+                      [f"v{k}" for k in range(n)], [None] * n)
+    weights = [compute_view_weights(field, cameras, i) for i in range(n)]
+    photos = [Photo(i, np.zeros((size, size, 3), np.float32), cameras, w.depth, cameras, w.surface)
+              for i, w in enumerate(weights)]
+    visibility = np.max([w.splat(np.ones(w.shape)) for w in weights], axis=0).reshape(field.shape)
+    p = field.vertex_positions().numpy()
+    tube = np.all(np.abs(p) <= [0.45, 0.22, 0.22], axis=1).reshape(field.shape)
+    values = np.where(tube & (visibility > 0), 1.0, -1.0).astype(np.float32)
+    settings = ExtractionSettings(cut_support=False)
+    voxel = 2.0 / 63
+
+    def behind_block(mesh):
+        v = mesh.vertices
+        return int(((v[:, 0] > 0.25 + 1.5 * voxel) & (np.abs(v[:, 1]) < 0.15) & (np.abs(v[:, 2]) < 0.15)).sum())
+
+    assert behind_block(extract_object(field, values, settings, photos=photos)) > 20  # the wall's inside
+    mesh = extract_object(field, values, settings, photos=photos, visibility=visibility)
+    assert behind_block(mesh) == 0
+    largest = max(mesh.split(only_watertight=False), key=lambda part: part.area)
+    np.testing.assert_allclose(largest.bounds, [[-0.2] * 3, [0.2] * 3], atol=1.5 * voxel)

@@ -124,7 +124,8 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
             summary["refine"] = local.summary
         photos = list(scene.photos())
         mesh, textured = export_object(scene.field, grid, path, photos=photos, local=local,
-                                       others=scene.other_objects(name), silhouettes=scene.silhouettes(name, photos))
+                                       others=scene.other_objects(name), silhouettes=scene.silhouettes(name, photos),
+                                       visibility=scene.visibility(name))
         summary.update(mesh=str(path), faces=len(mesh.faces), texture_seen=round(textured.seen_fraction, 3))
         if len(scene.dataset.test):  # the mesh beside a held-out photo: the view that sees most of the object
             view = max(map(int, scene.dataset.test), key=lambda i: float(scene.render_mask(name, i).sum()))

@@ -262,7 +262,8 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
             refined = {"refine_seconds": local.summary["seconds"], "refine_psnr": [local.summary["psnr_before"],
                                                                                    local.summary["psnr_after"]]}
         mesh = extract_object(segmenter.field, segmenter.object_grid(name), settings.extraction, photos, local,
-                              segmenter.other_objects(name), segmenter.silhouettes(name, photos))
+                              segmenter.other_objects(name), segmenter.silhouettes(name, photos),
+                              segmenter.visibility(name))
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()

@@ -246,7 +246,8 @@ class WorkerSession:
         photos = list(scene.photos())
         mesh, textured = export_object(self.field, grid, path, extraction, photos,
                                        TextureSettings(size=int(texture_size)) if texture else None, local,
-                                       scene.other_objects(name), scene.silhouettes(name, photos))
+                                       scene.other_objects(name), scene.silhouettes(name, photos),
+                                       scene.visibility(name))
         arrays = {"vertices": np.asarray(mesh.vertices, dtype=np.float32), "faces": np.asarray(mesh.faces, dtype=np.int32),
                   "colors": np.asarray(mesh.visual.vertex_colors, dtype=np.uint8)}
         reply = {}

@@ -16,7 +16,7 @@ from ..errors import SA3DError
 from ..field.local_refinement import LocalField, RefineSettings, field_scale_at, refine, world_box
 from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
-from .interior import drop_unseen_parts, fill_unseen, visible_views, with_unseen_inside
+from .interior import drop_unseen_parts, fill_unseen, visible_views, well_seen, with_unseen_inside
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
 from .support_plane import RING_VOXELS, cut_below, find_support
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
@@ -73,7 +73,8 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
                    settings: ExtractionSettings = ExtractionSettings(),
                    photos: Sequence[Photo] | None = None, local: LocalField | None = None,
                    others: np.ndarray | None = None,
-                   silhouettes: Sequence[np.ndarray | None] | None = None) -> trimesh.Trimesh:
+                   silhouettes: Sequence[np.ndarray | None] | None = None,
+                   visibility: np.ndarray | None = None) -> trimesh.Trimesh:
     """Mesh of the field's surface (surface_opacity = settings.level) inside the object's 3-D mask, coloured.
 
     mask_grid_values: the object's V on the field's vertices ([X,Y,Z] or flat); photos: the views with the field's
@@ -82,15 +83,21 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     local: the object's refined field (refine_object), meshed instead of the scene field where the object is;
     others: bool [X,Y,Z] on the field's grid, what the other segmented objects hold (SceneSegmenter.other_objects):
     the unseen inside the mask gains is never theirs; silhouettes: the object's mask in each photo (at its depth
-    size), which let the visual hull stand where the field dents a uniformly coloured face (visual_hull.py).
-    SA3DError when the mask holds nothing.
+    size), which let the visual hull stand where the field dents a uniformly coloured face (visual_hull.py);
+    visibility: float [X,Y,Z] on the field's grid, how much of each vertex the view that sees it best sees
+    (SceneSegmenter.visibility): the mask loses the matter no view sees well before its inside is filled
+    (interior.well_seen). SA3DError when the mask holds nothing.
     """
     mask = object_mask(field, mask_grid_values, settings.level)
     photos = list(photos) if photos is not None else None
-    # forward-facing views never see an object's back: it has no inside to fill
+    # forward-facing views never see an object's back: it has no inside to fill (nor to take what is hidden out of:
+    # flower and fern lost half their mesh's area to it and came out in more pieces)
     surrounded = bool(photos) and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
     positions = _world_positions(field) if surrounded else None
     if surrounded:
+        if visibility is not None:
+            matter = surface_opacity(field) > settings.level
+            mask = well_seen(mask, matter, np.asarray(visibility).reshape(field.shape))
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(field, mask))
         mask = with_unseen_inside(mask, positions, photos, tolerance, others)
     if local is None:
@@ -168,13 +175,13 @@ def export_object(field: VoxelField, mask_grid_values: np.ndarray, path: Path,
                   settings: ExtractionSettings = ExtractionSettings(), photos: Iterable[Photo] | None = None,
                   texture: TextureSettings | None = TextureSettings(), local: LocalField | None = None,
                   others: np.ndarray | None = None, silhouettes: Sequence[np.ndarray | None] | None = None,
-                  ) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
+                  visibility: np.ndarray | None = None) -> tuple[trimesh.Trimesh, TexturedMesh | None]:
     """extract_object into `path` (.ply, .glb or .obj), filled and cut with the photos' help. With photos and
     `texture` the mesh also gets its photo texture, written as texture_path(path): GLB and OBJ carry it, a PLY keeps
-    the vertex colours; `others` and `silhouettes` as in extract_object."""
+    the vertex colours; `others`, `silhouettes` and `visibility` as in extract_object."""
     path = Path(path)
     photos = list(photos) if photos is not None else None
-    mesh = extract_object(field, mask_grid_values, settings, photos, local, others, silhouettes)
+    mesh = extract_object(field, mask_grid_values, settings, photos, local, others, silhouettes, visibility)
     textured = None
     if photos is not None and texture is not None:
         textured = bake_texture(mesh, photos, texture)

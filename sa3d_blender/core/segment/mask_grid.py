@@ -20,6 +20,9 @@ class ObjectVotes:
     total: np.ndarray  # float64 [X*Y*Z] Σ_views A^T (S - λ(1-S))
     count: np.ndarray  # int32 [X*Y*Z] number of accepted views that see the vertex
     support: np.ndarray  # float64 [X*Y*Z] Σ_views A^T S: where this object's SAM masks put mass (penalises the others)
+    # float32 [X*Y*Z] max over the views of A^T 1: how much of the vertex the view that sees it best sees (its
+    # footprint in pixels, weighted by the light that reaches it); what extraction tells hidden matter by
+    seen: np.ndarray
 
 
 # Object k counts as inside object j when this fraction of k's own 3-D mask lies in j's (a ball in a tray, a door of
@@ -51,7 +54,8 @@ class MaskGrid:
     def reset(self, name: str) -> None:
         """Start (or restart) object `name` with no votes."""
         n = self.size
-        self._objects[name] = ObjectVotes(np.zeros(n), np.zeros(n, dtype=np.int32), np.zeros(n))
+        self._objects[name] = ObjectVotes(np.zeros(n), np.zeros(n, dtype=np.int32), np.zeros(n),
+                                          np.zeros(n, dtype=np.float32))
 
     def votes(self, name: str) -> ObjectVotes | None:
         return self._objects.get(name)
@@ -67,10 +71,11 @@ class MaskGrid:
         """Inverse-render one view's SAM mask into object `name` (λ = negative_weight for pixels outside the mask)."""
         votes = self._objects[name]
         inside = np.asarray(sam_mask, dtype=np.float64).reshape(weights.shape)
-        positive = weights.splat(inside)
-        votes.total += positive - negative_weight * weights.splat(1.0 - inside)
+        positive, negative = weights.splat(inside), weights.splat(1.0 - inside)
+        votes.total += positive - negative_weight * negative
         votes.count += weights.touched()
         votes.support += positive
+        np.maximum(votes.seen, positive + negative, out=votes.seen, casting="unsafe")
 
     def values(self, name: str) -> np.ndarray:
         """The mask grid V of `name`, float32 [X*Y*Z]; 0 where no accepted view sees the vertex."""
@@ -105,6 +110,10 @@ class MaskGrid:
 
     def grid(self, name: str) -> np.ndarray:
         return self.values(name).reshape(self.shape)
+
+    def visibility(self, name: str) -> np.ndarray:
+        """float32 [X,Y,Z]: how much of each vertex the accepted view that sees it best sees (ObjectVotes.seen)."""
+        return self._objects[name].seen.reshape(self.shape)
 
     def others(self, name: str) -> np.ndarray:
         """bool [X,Y,Z]: what the objects other than `name` hold (masks()), with the unseen inside of those nested in

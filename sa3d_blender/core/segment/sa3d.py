@@ -378,10 +378,13 @@ class SceneSegmenter:
         """The object's 3-D mask as it stands now, float32 0/1 on the field's vertices [X,Y,Z]: what its mesh and mask
         files are made from. Unlike the result of segment(), it reflects the objects segmented since (an object
         nested inside this one is taken out of it)."""
+        self._check_segmented(name)
+        return self.mask_grid.masks(exclusive)[name].astype(np.float32)
+
+    def _check_segmented(self, name: str) -> None:
         if name not in self.mask_grid.names:
             known = ", ".join(self.mask_grid.names) or "none yet"
             raise PromptError(f"no segmented object named '{name}' (segmented: {known})")
-        return self.mask_grid.masks(exclusive)[name].astype(np.float32)
 
     def other_objects(self, name: str) -> np.ndarray:
         """bool [X,Y,Z]: what the other segmented objects hold, which `name`'s mesh must not take in
@@ -392,9 +395,15 @@ class SceneSegmenter:
         """The mask each of `photos` added to the object while it was segmented (None: the view added none), at
         their depth size: the outlines its mesh's visual hull is cut by (visual_hull.py)."""
         if name not in self.results:
-            self.object_grid(name)  # PromptError naming the segmented objects
+            self._check_segmented(name)
         masks = self.results[name].view_masks
         return [masks.get(photo.index) for photo in photos]
+
+    def visibility(self, name: str) -> np.ndarray:
+        """float32 [X,Y,Z]: how much of each vertex the view that sees it best saw while the object was segmented
+        (MaskGrid.visibility): what tells its mesh the matter no view sees well (interior.well_seen)."""
+        self._check_segmented(name)
+        return self.mask_grid.visibility(name)
 
     def render_mask(self, name: str, view: str | int, exclusive: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
         """Opacity [H,W] in [0,1] of object `name` alone (its 3-D mask V > 0, rendered with the frozen weights) in any
