@@ -84,9 +84,9 @@ def with_unseen_inside(mask: np.ndarray, positions: np.ndarray, photos: Iterable
     return mask | _unseen_among(inside, positions, photos, tolerance)
 
 
-# A vertex of the mask is matter no view sees well when the view that sees it best sees less than this fraction of
-# what that view sees of the object's median matter vertex: rays through the object's edge reach faintly into what
-# lies behind it and vote it in. Fox (real capture, session-5 field): the wall behind the mount came with the mesh,
+# A vertex of the mask is one no view sees well when the view that sees it best sees less of it than this fraction
+# of the median over the object's matter: rays past the object's edge reach faintly into what lies behind it and
+# vote it in. Fox (real capture, session-5 field): the wall behind the mount came with the mesh,
 # 0.25 left a sliver, 0.5 none. F @ 1 % of the objects' diagonals, same fields and masks, ratio 0 / 0.25 / 0.5 / 0.75:
 # room 0.567 / 0.580 / 0.600 / 0.625 (duck 0.872 -> 0.947, box 0.632 -> 0.712 at 0.5), demo 0.874 / 0.873 / 0.870 /
 # 0.869 (ball 0.830 -> 0.811 at 0.5)
