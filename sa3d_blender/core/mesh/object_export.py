@@ -94,14 +94,14 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
     # flower and fern lost half their mesh's area to it and came out in more pieces)
     surrounded = bool(photos) and not (field.space is not None and field.space.kind == "ndc") and bool(mask.any())
     positions = _world_positions(field) if surrounded else None
+    scene_opacity = surface_opacity(field)
     if surrounded:
         if visibility is not None:
-            matter = surface_opacity(field) > settings.level
-            mask = well_seen(mask, matter, np.asarray(visibility).reshape(field.shape))
+            mask = well_seen(mask, scene_opacity > settings.level, np.asarray(visibility).reshape(field.shape))
         tolerance = FILL_TOLERANCE_VOXELS * field.voxel_size * field_scale_at(field, _mask_centre(field, mask))
         mask = with_unseen_inside(mask, positions, photos, tolerance, others)
     if local is None:
-        target, opacity = field, surface_opacity(field)
+        target, opacity = field, scene_opacity
     else:
         target = local.field
         mask = _resample_mask(field, mask, target)

@@ -75,7 +75,7 @@ class MaskGrid:
         votes.total += positive - negative_weight * negative
         votes.count += weights.touched()
         votes.support += positive
-        np.maximum(votes.seen, positive + negative, out=votes.seen, casting="unsafe")
+        np.maximum(votes.seen, positive + negative, out=votes.seen, casting="unsafe")  # A^T S + A^T (1-S) = A^T 1
 
     def values(self, name: str) -> np.ndarray:
         """The mask grid V of `name`, float32 [X*Y*Z]; 0 where no accepted view sees the vertex."""
