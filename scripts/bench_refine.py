@@ -45,7 +45,8 @@ def score(scene: SceneSegmenter, name: str, photos, seconds: float) -> dict:
                           silhouettes=scene.silhouettes(name, photos), visibility=scene.visibility(name))
     truth = trimesh.load(scene.dataset.ground_truth.object(name).mesh_path, force="mesh")
     distances = mesh_distances(mesh, truth, 0.01 * float(np.linalg.norm(truth.bounds[1] - truth.bounds[0])))
-    appearance = appearance_psnr(scene.dataset, name, mesh, bake_texture(mesh, photos))
+    appearance = appearance_psnr(scene.dataset, name, mesh, bake_texture(mesh, photos),
+                                 list(map(int, scene.dataset.test)))
     return {"fscore": distances["fscore"], "precision": distances["precision"], "recall": distances["recall"],
             "parts": connected_parts(mesh), "psnr_texture": appearance.get("appearance_psnr_texture", float("nan")),
             "refine_seconds": refine_seconds}

@@ -33,9 +33,8 @@ from sa3d_blender.core.segment.segmenters import load_segmenter  # noqa: E402
 
 
 def segment_object(scene: SceneSegmenter, name: str) -> float:
-    info = scene.dataset.ground_truth.object(name)
-    view = reference_view(scene, info.index)
-    clicks = reference_clicks(scene.dataset.ground_truth.load_mask(view) == info.index)
+    view = reference_view(scene, name)
+    clicks = reference_clicks(scene.dataset.ground_truth.object_mask(name, view))
     start = time.perf_counter()
     scene.segment(name, view, clicks, np.ones(len(clicks), dtype=np.int64))
     return time.perf_counter() - start

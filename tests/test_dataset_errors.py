@@ -165,6 +165,10 @@ def write_ground_truth(root, **changes):
                       {"index": 2, "name": "duck", "mesh": "meshes/duck.ply"}]}, "duplicate object name: duck"),
         ({"objects": [{"index": 0, "name": "duck", "mesh": "meshes/duck.ply"}]}, "index must be an integer in 1..255"),
         ({"objects": [{"index": 1, "name": "duck", "mesh": "meshes/gone.ply"}]}, "object 'duck': mesh file"),
+        ({"objects": [{"name": "duck", "mesh": "meshes/duck.ply"}]},
+         "object 0 must have a 'name' and an 'index' (into the index masks) or 'masks' of its own"),
+        ({"objects": [{"name": "duck", "masks": {"9999": "masks/0000.png"}}]},
+         "object 'duck': mask for unknown view '9999'"),
     ],
 )
 def test_bad_ground_truth(tmp_path, changes, problem):
@@ -182,8 +186,10 @@ def test_ground_truth_lookups_name_the_problem(tmp_path):
     with pytest.raises(DatasetError, match=r"ground_truth.json: no mask for view '0001'"):
         truth.load_mask(1)
     Image.new("L", (W, H + 1)).save(tmp_path / "masks" / "0000.png")
-    with pytest.raises(DatasetError, match=r"0000.png: mask is 100x81 but its view's image is 100x80"):
+    with pytest.raises(DatasetError, match=r"0000.png: mask is 100x81 but its view's image is 100x80 .not a scale"):
         truth.load_mask(0)
+    Image.new("L", (2 * W, 2 * H), 1).save(tmp_path / "masks" / "0000.png")  # the full-size photos' annotation
+    np.testing.assert_array_equal(truth.load_mask(0), np.ones((H, W)))
     Image.new("RGB", (W, H)).save(tmp_path / "masks" / "0000.png")
     with pytest.raises(DatasetError, match=r"0000.png: mask must be a single-channel 8-bit PNG, found mode RGB"):
         truth.load_mask(0)

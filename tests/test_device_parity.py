@@ -66,7 +66,7 @@ def test_sa3d_and_meshing_on_the_device(fields, gpu, tmp_path):
     scene.prepare()
     gt = dataset.ground_truth
     index = gt.object("duck").index
-    view = reference_view(scene, index)
+    view = reference_view(scene, "duck")
     clicks = reference_clicks(gt.load_mask(view) == index)
     result = scene.segment("duck", view, clicks, np.ones(len(clicks)))
     ious = [mask_iou(scene.render_mask("duck", int(i)) > MASK_LEVEL, gt.load_mask(int(i)) == index) for i in dataset.test]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sa3d_blender.core.data.datasets import load_dataset
-from sa3d_blender.core.evaluation import EvalSettings, evaluate_object, format_table, reference_clicks
+from sa3d_blender.core.evaluation import (EvalSettings, evaluate_object, format_table, reference_clicks,
+                                         scored_views)
 from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.segment.sa3d import SceneSegmenter
 from sa3d_blender.core.segment.segmenters import load_segmenter
@@ -57,3 +63,55 @@ def test_can_scores_on_held_out_views(tiny_scene):
     assert result["fscore"] >= 0.15 and result["fscore_fine"] <= result["fscore"] and result["chamfer"] < 0.05, result
     assert 0.0 < result["precision"] <= 1.0 and 0.0 < result["recall"] <= 1.0
     assert result["normal_consistency"] >= 0.75 and result["parts"] >= 1 and result["truth_parts"] >= 1, result
+
+
+def annotate_by_hand(scene_dir: Path, name: str, views: list[int], scale: int = 2) -> dict[int, np.ndarray]:
+    """Rewrite scene_dir's ground truth as a capture annotated by hand: object `name` only, a binary 0/255 mask of its
+    own on `views` at `scale` times the images' size, no index masks, no mesh. Returns the true masks by view."""
+    dataset = load_dataset(scene_dir)
+    gt = dataset.ground_truth
+    truths, files = {}, {}
+    (scene_dir / "annotations").mkdir()
+    for i in views:
+        truths[i] = gt.load_mask(i) == gt.object(name).index
+        big = np.kron(truths[i], np.ones((scale, scale), bool)).astype(np.uint8) * 255
+        files[dataset.cameras.names[i]] = f"annotations/{name}_{dataset.cameras.names[i]}.png"
+        Image.fromarray(big).save(scene_dir / files[dataset.cameras.names[i]])
+    (scene_dir / "ground_truth.json").write_text(json.dumps({"version": 1, "objects": [{"name": name, "masks": files}]}))
+    return truths
+
+
+def test_a_capture_annotated_on_a_few_views_without_meshes_is_scored_on_its_masked_views(tiny_scene, tmp_path):
+    """What a real capture with ground truth looks like: binary masks of one object on a few views, at the photos'
+    full size, no mesh. The clicks go on the largest masked training view; IoU and appearance on the masked held-out
+    views only; no mesh score is made up."""
+    torch.set_num_threads(2)
+    scene_dir = tmp_path / "capture"
+    shutil.copytree(tiny_scene, scene_dir)
+    full = load_dataset(scene_dir)
+    train_views, test_views = [int(i) for i in full.train[::4][:3]], [int(i) for i in full.test[:2]]
+    truths = annotate_by_hand(scene_dir, "can", train_views + test_views)
+    dataset = load_dataset(scene_dir)
+    for i, truth in truths.items():  # a 2x mask comes back at the image's size, pixel for pixel
+        np.testing.assert_array_equal(dataset.ground_truth.object_mask("can", i), truth)
+    assert dataset.ground_truth.object_mask("can", int(full.test[2])) is None
+    assert scored_views(dataset, "can", train_views[0]) == (test_views, "test")
+
+    field, _, _ = load_field(tiny_field_path(tiny_scene))
+    scene = SceneSegmenter(field, dataset, load_segmenter("mobile_sam", device="cpu"), cache_folder=tmp_path / "cache")
+    result = evaluate_object(scene, "can", EvalSettings())
+    areas = {i: truths[i].sum() for i in train_views}
+    assert result["reference_view"] == dataset.cameras.names[max(areas, key=areas.get)]
+    assert set(result["per_view"]) == {dataset.cameras.names[i] for i in test_views} and result["scored_on"] == "test"
+    assert result["iou"] >= 0.8, result
+    assert "fscore" not in result and "truth_parts" not in result and result["parts"] >= 1
+    assert result["appearance_psnr_texture"] >= 15.0, result
+
+
+def test_without_masked_held_out_views_the_other_masked_views_are_scored(tiny_scene, tmp_path):
+    scene_dir = tmp_path / "capture"
+    shutil.copytree(tiny_scene, scene_dir)
+    train = [int(i) for i in load_dataset(scene_dir).train[:3]]
+    annotate_by_hand(scene_dir, "can", train, scale=1)
+    dataset = load_dataset(scene_dir)
+    assert scored_views(dataset, "can", train[1]) == ([train[0], train[2]], "train")

@@ -33,7 +33,7 @@ def _segment_all(scene: SceneSegmenter) -> dict[str, tuple[float, float]]:
     averaged over the test views."""
     gt = scene.dataset.ground_truth
     for info in gt.objects:
-        view = reference_view(scene, info.index)
+        view = reference_view(scene, info.name)
         clicks = reference_clicks(gt.load_mask(view) == info.index)
         scene.segment(info.name, view, clicks, np.ones(len(clicks)))
     scores = {}
@@ -68,7 +68,7 @@ def test_the_first_mask_holds_the_positive_click_and_not_the_negative_one(lookal
     second, whatever SAM's scores say."""
     gt = lookalike.dataset.ground_truth
     index = gt.object("bunny2").index
-    view = reference_view(lookalike, index)
+    view = reference_view(lookalike, "bunny2")
     labels = gt.load_mask(view)
     neighbour = max((o for o in gt.objects if o.name.startswith("bunny") and o.index != index),
                     key=lambda o: int((labels == o.index).sum()))

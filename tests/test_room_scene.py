@@ -48,7 +48,7 @@ def test_objects_on_the_floor_segment_from_clicks_on_one_view(room, segmenter):
     names = ("duck", "box", "can", "tray", "ball")
     for name in names:
         index = gt.object(name).index
-        view = reference_view(scene, index)
+        view = reference_view(scene, name)
         clicks = reference_clicks(gt.load_mask(view) == index)
         scene.segment(name, view, clicks, np.ones(len(clicks)))
     ious = {name: _iou(scene, name) for name in names}

@@ -31,7 +31,7 @@ def scene(tiny_scene) -> SceneSegmenter:
 def gt_clicks(scene: SceneSegmenter, name: str) -> tuple[int, np.ndarray]:
     gt = scene.dataset.ground_truth
     index = gt.object(name).index
-    view = reference_view(scene, index)
+    view = reference_view(scene, name)
     return view, reference_clicks(gt.load_mask(view) == index)
 
 

@@ -92,7 +92,7 @@ def red_box(tiny_scene):
     dataset = load_dataset(tiny_scene)
     scene = SceneSegmenter(field, dataset, load_segmenter("mobile_sam", device="cpu"))
     index = dataset.ground_truth.object("box").index
-    view = reference_view(scene, index)
+    view = reference_view(scene, "box")
     clicks = reference_clicks(dataset.ground_truth.load_mask(view) == index)
     scene.segment("box", view, clicks, np.ones(len(clicks)))
     mesh = extract_object(field, scene.object_grid("box"), ExtractionSettings())
@@ -119,7 +119,7 @@ def test_the_red_box_comes_back_in_its_photographed_colour(red_box):
 
 def test_the_textured_box_matches_held_out_photos_better_than_its_vertex_colours(red_box):
     scene, mesh, textured = red_box
-    scores = appearance_psnr(scene.dataset, "box", mesh, textured)
+    scores = appearance_psnr(scene.dataset, "box", mesh, textured, list(map(int, scene.dataset.test)))
     print(scores)
     assert scores["appearance_psnr_texture"] > scores["appearance_psnr_vertex"]
     assert scores["appearance_psnr_texture"] >= 18.0

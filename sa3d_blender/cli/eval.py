@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     scene = open_scene(args)
     if scene.dataset.ground_truth is None:
-        raise DatasetError(scene.dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
+        raise DatasetError(scene.dataset.root, "no ground_truth.json: evaluation needs ground-truth masks (meshes are optional)")
     scene.prepare(log_progress)
     settings = EvalSettings(refine=RefineSettings(seconds=args.refine_seconds) if args.refine_seconds > 0 else None)
     summary = evaluate_scene(scene, settings, progress=log_progress, mesh_dir=args.out / "meshes" if args.out else None)

@@ -141,8 +141,9 @@ def _write_object(scene: SceneSegmenter, result: ObjectResult, out: Path, mesh_f
             image = scene.dataset.load_image(int(i))
             shown = scene.view_mask(name, int(i), size=(image.shape[1], image.shape[0]))
             write_png(out / "overlays" / name / f"{view}.png", mask_overlay(image, shown))
-        if gt is not None and name in [o.name for o in gt.objects]:
-            ious[view] = mask_iou(mask, gt.load_mask(int(i)) == gt.object(name).index)
+        truth = gt.object_mask(name, int(i)) if gt is not None and name in [o.name for o in gt.objects] else None
+        if truth is not None:
+            ious[view] = mask_iou(mask, truth)
     if ious:
         summary["test_iou"] = float(np.mean(list(ious.values())))
     log.info("%s: %s", name, summary)

@@ -64,11 +64,24 @@ def reference_clicks(mask: np.ndarray, max_clicks: int = 3) -> np.ndarray:
     return np.array([[c + 0.5, r + 0.5] for r, c in chosen], dtype=np.float64)
 
 
-def reference_view(segmenter: SceneSegmenter, object_index: int) -> int:
-    """The propagation (training) view in which the object covers the most pixels."""
+def reference_view(segmenter: SceneSegmenter, name: str) -> int:
+    """The propagation (training) view with a mask in which the object covers the most pixels."""
     gt = segmenter.dataset.ground_truth
-    areas = [np.count_nonzero(gt.load_mask(i) == object_index) for i in segmenter.views]
-    return segmenter.views[int(np.argmax(areas))]
+    masked = [i for i in gt.masked_views(name) if i in set(segmenter.views)]
+    if not masked:
+        raise DatasetError(gt.path, f"object '{name}' has no mask on a training view: the clicks are placed on one")
+    areas = [np.count_nonzero(gt.object_mask(name, i)) for i in masked]
+    return masked[int(np.argmax(areas))]
+
+
+def scored_views(dataset, name: str, reference: int) -> tuple[list[int], str]:
+    """The views an object is scored on and which they are: its masked held-out views ("test"), or where no held-out
+    view has a mask (a capture annotated on a few views), its masked views other than the reference ("train")."""
+    masked = dataset.ground_truth.masked_views(name)
+    held_out = [i for i in map(int, dataset.test) if i in masked]
+    if held_out:
+        return held_out, "test"
+    return [i for i in masked if i != reference], "train"
 
 
 @dataclass
@@ -86,10 +99,13 @@ def segment_reference(segmenter: SceneSegmenter, name: str, settings: EvalSettin
     """Segment `name` from automatic clicks on the view where its ground-truth mask is largest."""
     dataset = segmenter.dataset
     if dataset.ground_truth is None:
-        raise DatasetError(dataset.root, "no ground_truth.json: evaluation needs ground-truth masks and meshes")
-    info = dataset.ground_truth.object(name)
-    view = reference_view(segmenter, info.index)
-    clicks = reference_clicks(dataset.ground_truth.load_mask(view) == info.index, settings.max_clicks)
+        raise DatasetError(dataset.root, "no ground_truth.json: evaluation needs ground-truth masks "
+                                         "(meshes are optional)")
+    view = reference_view(segmenter, name)
+    if not scored_views(dataset, name, view)[0]:
+        raise DatasetError(dataset.ground_truth.path, f"object '{name}' has a mask on no view but its reference view "
+                                                      f"'{dataset.cameras.names[view]}': nothing to score it on")
+    clicks = reference_clicks(dataset.ground_truth.object_mask(name, view), settings.max_clicks)
     result = segmenter.segment(name, view, clicks, np.ones(len(clicks), dtype=np.int64), settings=settings.sa3d,
                                progress=progress)
     return Segmented(name, view, clicks, result)
@@ -97,15 +113,15 @@ def segment_reference(segmenter: SceneSegmenter, name: str, settings: EvalSettin
 
 def score_object(segmenter: SceneSegmenter, segmented: Segmented, settings: EvalSettings = EvalSettings(),
                  mesh_dir: Path | None = None) -> dict:
-    """Score a segmented object with its 3-D mask as it stands now on every test view (and its mesh, written to
-    mesh_dir/<name>.ply when given)."""
+    """Score a segmented object with its 3-D mask as it stands now on every masked test view (scored_views), and its
+    mesh, written to mesh_dir/<name>.ply when given."""
     dataset, name = segmenter.dataset, segmented.name
     info = dataset.ground_truth.object(name)
     click_point = _click_world_point(segmenter, segmented.view, segmented.clicks[0])
+    views, scored_on = scored_views(dataset, name, segmented.view)
     per_view = {}
-    for i in dataset.test:
-        i = int(i)
-        truth = dataset.ground_truth.load_mask(i) == info.index
+    for i in views:
+        truth = dataset.ground_truth.object_mask(name, i)
         predicted = segmenter.view_mask(name, i, size=truth.shape[::-1])
         rendered = segmenter.view_mask(name, i, size=truth.shape[::-1], refine=False)
         baseline = _single_view_baseline(segmenter, i, click_point)
@@ -119,10 +135,11 @@ def score_object(segmenter: SceneSegmenter, segmented: Segmented, settings: Eval
               ("iou", "accuracy", "rendered_iou", "baseline_iou", "baseline_accuracy", "oracle_iou")}
     result = segmented.result
     out = {"name": name, "reference_view": dataset.cameras.names[segmented.view], "clicks": segmented.clicks.tolist(),
-           **scores, "used_views": len(result.used_views), "skipped_views": result.skipped_views,
-           "view_counts": result.status_counts(), "segment_seconds": result.seconds, "per_view": per_view}
+           **scores, "scored_on": scored_on, "used_views": len(result.used_views),
+           "skipped_views": result.skipped_views, "view_counts": result.status_counts(),
+           "segment_seconds": result.seconds, "per_view": per_view}
     if settings.meshes:
-        out.update(_mesh_scores(segmenter, name, info.mesh_path, settings, mesh_dir))
+        out.update(_mesh_scores(segmenter, name, info.mesh_path, views, settings, mesh_dir))
     return out
 
 
@@ -143,11 +160,15 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
             progress(k / len(objects), f"object {info.name} ({k + 1}/{len(objects)})")
         try:
             segmented.append(segment_reference(segmenter, info.name, settings))
-        except PromptError as exc:  # one object SA3D cannot place must not hide the others' scores
+        except (PromptError, DatasetError) as exc:  # one object SA3D cannot place must not hide the others' scores
             log.warning("object %s failed: %s", info.name, exc)
             results[info.name] = {"name": info.name, "error": str(exc), "iou": 0.0, "accuracy": float("nan")}
     for done in segmented:
-        results[done.name] = score_object(segmenter, done, settings, mesh_dir)
+        try:
+            results[done.name] = score_object(segmenter, done, settings, mesh_dir)
+        except DatasetError as exc:
+            log.warning("object %s cannot be scored: %s", done.name, exc)
+            results[done.name] = {"name": done.name, "error": str(exc), "iou": float("nan"), "accuracy": float("nan")}
     results = {info.name: results[info.name] for info in objects}
     keys = ("iou", "accuracy", "rendered_iou", "baseline_iou", "baseline_accuracy", "oracle_iou", "fscore", "fscore_fine", "precision", "recall",
             "normal_consistency", "chamfer", "appearance_psnr_vertex", "appearance_psnr_texture", "segment_seconds")
@@ -167,13 +188,14 @@ def comparison_image(segmenter: SceneSegmenter, view: int) -> np.ndarray:
     """[H, 3W, 3] float: the view's image | ground-truth object masks | SA3D's 3-D masks rendered there, coloured per object."""
     dataset = segmenter.dataset
     image = dataset.load_image(view)
-    truth = dataset.ground_truth.load_mask(view)
     palette = np.array([[0.9, 0.3, 0.2], [0.2, 0.7, 0.3], [0.2, 0.4, 0.9], [0.95, 0.8, 0.1], [0.7, 0.3, 0.8],
                         [0.1, 0.8, 0.8], [0.9, 0.5, 0.1], [0.5, 0.5, 0.5]])
     gt_panel, sa3d_panel = image * 0.3, image * 0.3
     for k, info in enumerate(dataset.ground_truth.objects):
         color = palette[k % len(palette)]
-        gt_panel = np.where((truth == info.index)[..., None], color, gt_panel)
+        truth = dataset.ground_truth.object_mask(info.name, view)
+        if truth is not None:
+            gt_panel = np.where(truth[..., None], color, gt_panel)
         if info.name in segmenter.mask_grid.names:
             sa3d_panel = np.where(segmenter.view_mask(info.name, view, size=image.shape[1::-1])[..., None], color,
                                   sa3d_panel)
@@ -246,12 +268,11 @@ def _single_view_baseline(segmenter: SceneSegmenter, view: int, point: np.ndarra
     return mask if mask.shape == (h, w) else resize_image(mask.astype(np.float32), (w, h), smooth=True) > 0.5
 
 
-def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: EvalSettings,
-                 mesh_dir: Path | None) -> dict:
+def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path: Path | None, views: list[int],
+                 settings: EvalSettings, mesh_dir: Path | None) -> dict:
     """F-score at fractions of the object's own bounding-box diagonal (a scene-box fraction is centimetres wide on a
-    room and passes any blob), precision and recall, normal consistency and connected parts against the truth's."""
-    truth = trimesh.load(truth_path, force="mesh")
-    diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
+    room and passes any blob), precision and recall, normal consistency and connected parts against the truth's
+    (without a ground-truth mesh: the parts alone); the appearance on `views` against the photos."""
     photos = list(segmenter.photos())
     refined = {}
     try:
@@ -267,42 +288,41 @@ def _mesh_scores(segmenter: SceneSegmenter, name: str, truth_path, settings: Eva
     except SA3DError as exc:
         log.warning("no mesh for this object: %s", exc)
         mesh = trimesh.Trimesh()
-    coarse, fine = (mesh_distances(mesh, truth, fraction * diagonal) for fraction in settings.fscore_fractions)
     written, appearance = {}, {}
     if len(mesh.faces) and settings.texture:
         textured = bake_texture(mesh, photos)
-        appearance = appearance_psnr(segmenter.dataset, name, mesh, textured)
+        appearance = appearance_psnr(segmenter.dataset, name, mesh, textured, views)
         if mesh_dir is not None:
             written["textured_mesh"] = str(write_mesh(textured.trimesh(), Path(mesh_dir) / f"{name}.glb"))
-            view = _largest_test_view(segmenter.dataset, name)
+            view = max(views, key=lambda i: int(segmenter.dataset.ground_truth.object_mask(name, i).sum()))
             png = Path(mesh_dir) / f"{name}_{segmenter.dataset.cameras.names[view]}_appearance.png"
             written["appearance_png"] = str(write_png(png, appearance_image(segmenter.dataset, view, mesh, textured)))
     if mesh_dir is not None and len(mesh.faces):
         written["mesh"] = str(write_mesh(mesh, Path(mesh_dir) / f"{name}.ply"))
-    return {**written, **appearance, **refined, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
+    scores = {**written, **appearance, **refined, "parts": connected_parts(mesh)}
+    if truth_path is None:
+        return scores
+    truth = trimesh.load(truth_path, force="mesh")
+    diagonal = float(np.linalg.norm(truth.bounds[1] - truth.bounds[0]))
+    coarse, fine = (mesh_distances(mesh, truth, fraction * diagonal) for fraction in settings.fscore_fractions)
+    return {**scores, "fscore": coarse["fscore"], "precision": coarse["precision"], "recall": coarse["recall"],
             "fscore_fine": fine["fscore"], "chamfer": coarse["chamfer"],
-            "normal_consistency": coarse["normal_consistency"], "parts": connected_parts(mesh),
-            "truth_parts": connected_parts(truth), "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}
-
-
-def _largest_test_view(dataset, name: str) -> int:
-    index = dataset.ground_truth.object(name).index
-    return max(map(int, dataset.test), key=lambda i: int((dataset.ground_truth.load_mask(i) == index).sum()))
+            "normal_consistency": coarse["normal_consistency"], "truth_parts": connected_parts(truth),
+            "fscore_thresholds": [f * diagonal for f in settings.fscore_fractions]}
 
 
 MIN_OBJECT_PIXELS = 20  # test views where less of the object is visible say nothing about its colours
 
 
-def appearance_psnr(dataset, name: str, mesh: trimesh.Trimesh, textured: TexturedMesh) -> dict:
-    """PSNR of the mesh rendered from each test camera against the photo, inside the object's ground-truth mask: with
-    its vertex colours and with its photo texture (pixels the mesh misses count as black), and the texture's on the
-    pixels the mesh covers."""
-    index = dataset.ground_truth.object(name).index
+def appearance_psnr(dataset, name: str, mesh: trimesh.Trimesh, textured: TexturedMesh, views: list[int]) -> dict:
+    """PSNR of the mesh rendered from each of `views` (masked test views) against the photo, inside the object's
+    ground-truth mask: with its vertex colours and with its photo texture (pixels the mesh misses count as black),
+    and the texture's on the pixels the mesh covers."""
     vertex_rgb = np.asarray(mesh.visual.vertex_colors, dtype=np.float64)[:, :3] / 255.0
     scores = {"vertex": [], "texture": [], "on_mesh": []}
-    for i in map(int, dataset.test):
+    for i in views:
         photo = dataset.load_image(i)
-        truth = dataset.ground_truth.load_mask(i) == index
+        truth = dataset.ground_truth.object_mask(name, i)
         if truth.shape != photo.shape[:2]:
             truth = resize_image(truth.astype(np.float32), photo.shape[1::-1], smooth=True) > 0.5
         if truth.sum() < MIN_OBJECT_PIXELS:
