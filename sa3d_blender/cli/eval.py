@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> dict:
     if args.out is not None:
         _write_json(args.out / "results.json", summary)
         _write_json(args.out / "prompts.json", prompts_of(summary))
-        view = int(scene.dataset.test[0])
+        gt = scene.dataset.ground_truth
+        masked = [int(i) for i in scene.dataset.test if any(i in gt.masked_views(o.name) for o in gt.objects)]
+        view = masked[0] if masked else int(scene.dataset.test[0])
         png = args.out / f"{scene.dataset.cameras.names[view]}_comparison.png"
         write_png(png, comparison_image(scene, view))
         written = {"results": str(args.out / "results.json"), "prompts": str(args.out / "prompts.json"),

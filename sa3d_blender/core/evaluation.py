@@ -162,7 +162,9 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
             segmented.append(segment_reference(segmenter, info.name, settings))
         except (PromptError, DatasetError) as exc:  # one object SA3D cannot place must not hide the others' scores
             log.warning("object %s failed: %s", info.name, exc)
-            results[info.name] = {"name": info.name, "error": str(exc), "iou": 0.0, "accuracy": float("nan")}
+            # scored as nothing found, so a failure lowers the means instead of leaving them
+            results[info.name] = {"name": info.name, "error": str(exc), "iou": 0.0, "accuracy": float("nan"),
+                                  **({"fscore": 0.0, "fscore_fine": 0.0} if info.mesh_path else {})}
     for done in segmented:
         try:
             results[done.name] = score_object(segmenter, done, settings, mesh_dir)
@@ -172,7 +174,9 @@ def evaluate_scene(segmenter: SceneSegmenter, settings: EvalSettings = EvalSetti
     results = {info.name: results[info.name] for info in objects}
     keys = ("iou", "accuracy", "rendered_iou", "baseline_iou", "baseline_accuracy", "oracle_iou", "fscore", "fscore_fine", "precision", "recall",
             "normal_consistency", "chamfer", "appearance_psnr_vertex", "appearance_psnr_texture", "segment_seconds")
-    mean = {key: float(np.mean([r.get(key, np.nan) for r in results.values()])) for key in keys if results}
+    # over the objects that have the score: a capture without ground-truth meshes has no F-score to average
+    mean = {key: float(np.mean([r[key] for r in results.values() if key in r])) for key in keys
+            if any(key in r for r in results.values())}
     summary = {"objects": results, "mean": mean}
     summary["table"] = format_table(summary)
     return summary
