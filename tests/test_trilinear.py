@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sa3d_blender.core.field.trilinear import corner_indices, gather
+from sa3d_blender.core.field.trilinear import GradientPool, corner_indices, gather
 
 
 def _grid_sample_reference(table, shape, coords):
@@ -49,3 +49,27 @@ def test_gradient_of_an_empty_batch_is_zero():
     out = gather(table, torch.zeros(0, 8, dtype=torch.long), torch.zeros(0, 8))
     out.sum().backward()
     assert out.shape == (0, 4) and torch.equal(table.grad, torch.zeros(27, 4))
+
+
+def test_a_gradient_pool_gives_the_gradient_of_many_lookups_summed_once():
+    """Training looks a table up once per window of samples; the pool's single flush must give what autograd's
+    per-lookup gradients add up to, for a density and a colour table, on top of a gradient from elsewhere."""
+    torch.manual_seed(1)
+    shape = (6, 5, 4)
+    for channels in (None, 3):
+        table = torch.randn(6 * 5 * 4, *([channels] if channels else []), requires_grad=True)
+        pooled = table.detach().clone().requires_grad_(True)
+        pool = GradientPool()
+        for n in (50, 0, 120):  # an empty window too
+            coords = torch.rand(n, 3) * (torch.tensor(shape) - 1)
+            index, weights = corner_indices(coords, shape)
+            upstream = torch.randn(n, *([channels] if channels else []))
+            (gather(table, index, weights) * upstream).sum().backward()
+            (gather(pooled, index, weights, pool) * upstream).sum().backward()
+        assert pooled.grad is None  # nothing reaches .grad before the flush
+        (table.square().sum() * 0.1).backward()
+        (pooled.square().sum() * 0.1).backward()  # e.g. the TV term's own dense gradient
+        pool.flush()
+        assert torch.allclose(pooled.grad, table.grad, atol=1e-5)
+        pool.flush()  # flushed parts are gone: a second flush adds nothing
+        assert torch.allclose(pooled.grad, table.grad, atol=1e-5)

@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> dict:
              dataset.root)
     field, summary = train_field(work, settings, device=device, progress=_ProgressLog())
     path = save_field(args.out, field, work.cameras, extra={"dataset": str(dataset.root.resolve())})
-    # scored on the image files' own size (up to a cap), whatever the working resolution
+    # scored on the image files' own size (up to a cap and a time), whatever the working resolution
     start = time.perf_counter()
-    scored = evaluation_dataset(dataset)
+    scored = evaluation_dataset(dataset, field, device)
     evaluation = evaluate_views(field, scored, scored.test, device=device)
     summary["eval_seconds"] = time.perf_counter() - start
     summary["eval_size"] = [int(scored.cameras.width[0]), int(scored.cameras.height[0])]

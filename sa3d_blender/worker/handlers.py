@@ -167,7 +167,7 @@ class WorkerSession:
         test_psnr = None
         if len(ds.test):
             progress(TRAIN_SHARE, "evaluate", f"rendering {len(ds.test)} test views")
-            scored = evaluation_dataset(ds)
+            scored = evaluation_dataset(ds, field, self.device)
             test_psnr = _finite_or_none(evaluate_views(field, scored, scored.test, self.device)["psnr"])
         # the checkpoint is written last (and atomically): a cancelled or failed train leaves none behind
         progress(1.0, "save", "saving the field")

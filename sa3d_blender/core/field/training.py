@@ -14,6 +14,7 @@ import torch
 from ..metrics import psnr
 from .field_space import FieldSpace, contraction_around, ndc_for_cameras
 from .rendering import render_image, render_rays
+from .trilinear import GradientPool
 from .voxel_field import FieldConfig, VoxelField, grid_shape_for
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,15 @@ class Exposure(torch.nn.Module):
 
 
 def take_step(loss: torch.Tensor, optim: torch.optim.Optimizer, exposure: Exposure | None = None,
-              exposure_optim: torch.optim.Optimizer | None = None) -> None:
-    """One optimiser step on `loss` for the field and, when given, the per-view exposure (kept centred)."""
+              exposure_optim: torch.optim.Optimizer | None = None, pool: GradientPool | None = None) -> None:
+    """One optimiser step on `loss` for the field and, when given, the per-view exposure (kept centred); `pool`: the
+    field's lookups' gradient pool, flushed before the step."""
     optim.zero_grad(set_to_none=True)
     if exposure is not None:
         exposure_optim.zero_grad(set_to_none=True)
     loss.backward()
+    if pool is not None:
+        pool.flush()
     optim.step()
     if exposure is not None:
         exposure_optim.step()
@@ -202,6 +206,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
     stage, it, next_occupancy = 0, 0, settings.occupancy_warmup
     start = time.perf_counter()
     losses: list[float] = []
+    pool = field.gradient_pool = GradientPool()
 
     def fraction_done() -> float:
         if settings.iterations is not None:
@@ -238,13 +243,14 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
         if exposure is not None:
             for group in exposure_optim.param_groups:
                 group["lr"] = settings.exposure_lr * settings.lr_final_ratio ** frac
-        take_step(loss, optim, exposure, exposure_optim)
+        take_step(loss, optim, exposure, exposure_optim, pool)
         it += 1
         losses.append(float(mse.detach()))  # reported loss and PSNR are photometric: the regulariser would hide them
         if progress is not None and (it % 10 == 0):
             recent = float(np.mean(losses[-10:]))
             progress(min(fraction_done(), 1.0), recent, -10 * math.log10(max(recent, 1e-10)))
 
+    field.gradient_pool = None
     field.update_occupancy(_occupancy_threshold(settings, it))
     recent = float(np.mean(losses[-50:])) if losses else float("nan")
     summary = {"iterations": it, "train_seconds": time.perf_counter() - start, "grid_shape": list(field.shape),
@@ -261,10 +267,35 @@ EVAL_PIXELS_PER_VIEW = 800_000
 EVAL_PIXELS_TOTAL = 4_000_000
 
 
-def evaluation_dataset(dataset):
-    """The dataset at the size held-out views are scored at (see EVAL_PIXELS_PER_VIEW / EVAL_PIXELS_TOTAL)."""
+# ... and in at most this long: a probe of one view times the field's rendering, and where all views at that size
+# would take longer (a foggy phone-capture field on a slow machine: the fox's 9 views took 115 s, and the train
+# command 5 min 12 s), every view is scored smaller so that `train` stays within 5 minutes on 2 cores
+EVAL_SECONDS = 75.0
+PROBE_PIXELS = 16384  # the probe renders about this many pixels of the first held-out view, spread over it
+
+
+def evaluation_dataset(dataset, field: VoxelField | None = None, device="cpu", seconds: float = EVAL_SECONDS):
+    """The dataset at the size held-out views are scored at: EVAL_PIXELS_PER_VIEW / EVAL_PIXELS_TOTAL, and with a
+    `field`, small enough to render them all in about `seconds`."""
     n = max(len(dataset.test), 1)
-    return dataset.at_pixel_budget(min(EVAL_PIXELS_PER_VIEW, EVAL_PIXELS_TOTAL // n))
+    scored = dataset.at_pixel_budget(min(EVAL_PIXELS_PER_VIEW, EVAL_PIXELS_TOTAL // n))
+    if field is None or not len(dataset.test):
+        return scored
+    cameras, first = scored.cameras, int(dataset.test[0])
+    h, w = int(cameras.height[first]), int(cameras.width[first])
+    stride = max(1, int(math.sqrt(h * w / PROBE_PIXELS)))
+    rows, cols = np.meshgrid(np.arange(0, h, stride), np.arange(0, w, stride), indexing="ij")
+    origins, dirs = cameras.pixel_rays(first)
+    pick = (rows * w + cols).reshape(-1)
+    start = time.perf_counter()
+    render_image(field, origins[pick], dirs[pick], len(pick), 1, device=device)
+    per_pixel = (time.perf_counter() - start) / len(pick)
+    pixels = float(np.sum(cameras.width[dataset.test] * cameras.height[dataset.test]))
+    if per_pixel * pixels <= seconds:
+        return scored
+    per_view = pixels / len(dataset.test) * seconds / (per_pixel * pixels)
+    log.info("held-out views scored at %.0f pixels each so that scoring takes about %.0f s", per_view, seconds)
+    return dataset.at_pixel_budget(int(per_view))
 
 
 def evaluate_views(field: VoxelField, dataset, indices, device="cpu") -> dict:

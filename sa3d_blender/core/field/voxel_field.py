@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .field_space import FieldSpace
-from .trilinear import corner_indices, gather
+from .trilinear import GradientPool, corner_indices, gather
 
 COARSE_CELL = 4  # vertices per side of a coarse occupancy cell, used to skip empty space in big strides
 
@@ -66,6 +66,8 @@ class VoxelField(torch.nn.Module):
         # softplus(shift) * step = -log(1 - alpha_init) for the base grid's step (step_ratio base voxels): an untouched
         # vertex has opacity alpha_init per step; fixed at creation, so a grown or reloaded grid keeps its opacities
         self.density_shift = math.log(math.expm1(-math.log(1.0 - config.alpha_init) / config.step_ratio))
+        # set while training: lookups leave the tables' gradients there, summed once per step (trilinear.GradientPool)
+        self.gradient_pool: GradientPool | None = None
 
     # --- geometry -------------------------------------------------------------------------------------------------
     @property
@@ -162,10 +164,10 @@ class VoxelField(torch.nn.Module):
         return -torch.expm1(-sigma * (step / self.base_voxel_size))
 
     def alpha(self, index: torch.Tensor, weights: torch.Tensor, step: float | torch.Tensor) -> torch.Tensor:
-        return self.alpha_from_raw(gather(self.density, index, weights), step)
+        return self.alpha_from_raw(gather(self.density, index, weights, self.gradient_pool), step)
 
     def rgb(self, index: torch.Tensor, weights: torch.Tensor, viewdirs: torch.Tensor) -> torch.Tensor:
-        coeffs = gather(self.color, index, weights).reshape(-1, 3, self.config.sh_coefficients)
+        coeffs = gather(self.color, index, weights, self.gradient_pool).reshape(-1, 3, self.config.sh_coefficients)
         logits = coeffs[..., 0] * SH_C0
         if self.config.sh_degree >= 1:
             x, y, z = viewdirs[:, 0:1], viewdirs[:, 1:2], viewdirs[:, 2:3]
