@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ import torch
 from PIL import Image
 
 from sa3d_blender.core.data.datasets import load_dataset
+from sa3d_blender.core.errors import DatasetError
 from sa3d_blender.core.evaluation import (EvalSettings, evaluate_object, format_table, reference_clicks,
-                                         scored_views)
+                                         reference_view, scored_views)
 from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.segment.sa3d import SceneSegmenter
 from sa3d_blender.core.segment.segmenters import load_segmenter
@@ -115,3 +117,9 @@ def test_without_masked_held_out_views_the_other_masked_views_are_scored(tiny_sc
     annotate_by_hand(scene_dir, "can", train, scale=1)
     dataset = load_dataset(scene_dir)
     assert scored_views(dataset, "can", train[1]) == ([train[0], train[2]], "train")
+    views = SimpleNamespace(dataset=dataset, views=[int(i) for i in dataset.train])  # what reference_view reads
+    for view in train:  # the object annotated as absent everywhere: no click can be placed
+        empty = np.zeros((int(dataset.cameras.height[view]), int(dataset.cameras.width[view])), np.uint8)
+        Image.fromarray(empty).save(scene_dir / f"annotations/can_{dataset.cameras.names[view]}.png")
+    with pytest.raises(DatasetError, match="ground_truth.json: object 'can' is empty in every masked training view"):
+        reference_view(views, "can")

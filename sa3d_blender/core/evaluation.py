@@ -67,10 +67,13 @@ def reference_clicks(mask: np.ndarray, max_clicks: int = 3) -> np.ndarray:
 def reference_view(segmenter: SceneSegmenter, name: str) -> int:
     """The propagation (training) view with a mask in which the object covers the most pixels."""
     gt = segmenter.dataset.ground_truth
-    masked = [i for i in gt.masked_views(name) if i in set(segmenter.views)]
+    propagation = set(segmenter.views)
+    masked = [i for i in gt.masked_views(name) if i in propagation]
     if not masked:
         raise DatasetError(gt.path, f"object '{name}' has no mask on a training view: the clicks are placed on one")
     areas = [np.count_nonzero(gt.object_mask(name, i)) for i in masked]
+    if max(areas) == 0:
+        raise DatasetError(gt.path, f"object '{name}' is empty in every masked training view: nowhere to click")
     return masked[int(np.argmax(areas))]
 
 
