@@ -41,9 +41,10 @@ def dense_baseline(dataset, shape, batch_rays: int, seconds: float, device: str)
     background = torch.zeros(3, requires_grad=True, device=device)
     voxel = float(((bbox[1] - bbox[0]) / (torch.tensor(shape, device=device) - 1)).mean())
     settings = TrainSettings()
-    step_ratio = settings.field.step_ratio
+    config = settings.field.for_space(None)  # the bounded field's step and initial opacity
+    step_ratio = config.step_ratio
     step = step_ratio * voxel
-    shift = math.log(math.expm1(-math.log(1 - settings.field.alpha_init) / step_ratio))
+    shift = math.log(math.expm1(-math.log(1 - config.alpha_init) / step_ratio))
     n_steps = int(math.ceil(float((bbox[1] - bbox[0]).norm()) / step))
     optim = torch.optim.Adam([density, color, background], lr=settings.lr, betas=(0.9, 0.99), eps=1e-15, fused=True)
 

@@ -169,7 +169,7 @@ def _growth_shapes(bbox: np.ndarray, settings: TrainSettings) -> list[tuple[int,
     return [grid_shape_for(bbox, int(settings.num_voxels_start * r)) for r in ratios]
 
 
-def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
+def _occupancy_threshold(config: FieldConfig, settings: TrainSettings, iteration: int) -> float:
     """Pruning threshold, raised geometrically from half of alpha_init to occupancy_alpha as iterations go by.
 
     Early on only space that training pushed *below* its initial opacity is known to be empty. Matter whose colour the
@@ -177,8 +177,8 @@ def _occupancy_threshold(settings: TrainSettings, iteration: int) -> float:
     would starve it of samples for good. Counted in iterations, not seconds, so that a busy machine cannot make it
     prune before the surfaces have formed.
     """
-    hi = settings.field.occupancy_alpha
-    lo = min(0.5 * settings.field.alpha_init, hi)
+    hi = config.occupancy_alpha
+    lo = min(0.5 * config.alpha_init, hi)
     span = max(1, settings.occupancy_ramp - settings.occupancy_warmup)
     ramp = min(1.0, max(0.0, (iteration - settings.occupancy_warmup) / span))
     return lo * (hi / lo) ** ramp
@@ -225,7 +225,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
         for group in optim.param_groups:
             group["lr"] = lr
         if it >= next_occupancy:
-            occupied = field.update_occupancy(_occupancy_threshold(settings, it))
+            occupied = field.update_occupancy(_occupancy_threshold(field.config, settings, it))
             next_occupancy = it + settings.occupancy_every
             log.debug("iteration %d: %.1f %% of the grid occupied", it, 100 * occupied)
 
@@ -251,7 +251,7 @@ def train_field(dataset, settings: TrainSettings, device: torch.device | str = "
             progress(min(fraction_done(), 1.0), recent, -10 * math.log10(max(recent, 1e-10)))
 
     field.gradient_pool = None
-    field.update_occupancy(_occupancy_threshold(settings, it))
+    field.update_occupancy(_occupancy_threshold(field.config, settings, it))
     recent = float(np.mean(losses[-50:])) if losses else float("nan")
     summary = {"iterations": it, "train_seconds": time.perf_counter() - start, "grid_shape": list(field.shape),
                "exposure_max_gain": 1.0 if exposure is None else exposure.max_gain(),
