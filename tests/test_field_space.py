@@ -80,3 +80,35 @@ def test_contracted_and_ndc_fields_render_a_far_wall_that_a_box_misses():
         assert ((z > 6) & (z < 20)).float().mean() > 0.95, space.kind
     box = _wall_field(None, np.array([[-4.0, -4, -7], [4, 4, 1]]))
     assert render_rays(box, origins, dirs)["acc"].mean() < 0.05
+
+
+def _field_of_density(config: FieldConfig, space, sigma: torch.Tensor) -> VoxelField:
+    """A bounded 33^3 field over the unit cube, with the step `space` would choose, whose vertices hold density
+    `sigma` (per base voxel) whatever the step and the initial opacity."""
+    field = VoxelField(np.array([[0.0, 0, 0], [1, 1, 1]]), (33, 33, 33), config.for_space(space))
+    with torch.no_grad():
+        field.density.copy_(torch.log(torch.expm1(sigma)) - field.density_shift)
+    return field
+
+
+def test_ndc_fields_march_one_voxel_steps_and_mean_the_same_opacity_per_length():
+    ndc = ndc_for_cameras(forward_cameras(), near=1.0, typical_depth=1.5)
+    assert FieldConfig().for_space(ndc).step_ratio == 1.0 and FieldConfig().for_space(None).step_ratio == 0.5
+    assert FieldConfig(step_ratio=0.25).for_space(ndc).step_ratio == 0.25  # a chosen step is kept
+    centred = VoxelField(np.array([[0.0, 0, 0], [1, 1, 1]]), (33, 33, 33), FieldConfig()).vertex_positions() - 0.5
+    sigma = 5.0 * torch.exp(-40.0 * (centred**2).sum(-1))  # a ball of matter fading out over a few voxels
+    half = _field_of_density(FieldConfig(), None, sigma)
+    whole = _field_of_density(FieldConfig(), ndc, sigma)
+    assert whole.step_size == 2 * half.step_size
+    # pruning keeps the same vertices: its threshold follows the step
+    half.update_occupancy()
+    whole.update_occupancy()
+    assert 0.1 < half.occupancy.float().mean() < 0.6
+    assert (half.occupancy != whole.occupancy).float().mean() < 1e-3
+    # a slab of constant density lets the same light through at either step
+    fog = torch.full((33**3,), 2.0)
+    origins = torch.tensor([[0.5, 0.5, -1.0]]).repeat(64, 1) + torch.tensor([0.3, 0.3, 0.0]) * torch.rand(64, 1)
+    dirs = torch.tensor([[0.0, 0.0, 1.0]]).repeat(64, 1)
+    acc = [render_rays(_field_of_density(FieldConfig(), space, fog), origins, dirs)["acc"] for space in (None, ndc)]
+    torch.testing.assert_close(acc[0], acc[1], atol=2e-3, rtol=0)
+    assert (acc[0] > 0.5).all()
