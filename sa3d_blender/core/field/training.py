@@ -37,12 +37,9 @@ class TrainSettings:
     growth_at: tuple[float, ...] = (0.15, 0.35)  # fractions of the budget where the grid grows towards num_voxels_end
     lr: float = 0.4  # high for a voxel grid, but measured best at this budget: 29.1 dB after 300 iterations vs 23.8 (0.2), 21.6 (0.1)
     # weight of a loss pushing each ray's opacity to 0 or 1 (DVGO's background entropy). It clears the faint fog that
-    # otherwise fills empty space and keeps it occupied. Demo scene, 120 s, 128^3, bounded: 0 -> 38 % occupied,
-    # 0.176 s/iteration, 32.75 dB; 0.003 -> 12 %, 0.079 s, 32.85 dB; 0.01 -> 3 %, 0.072 s, but 29.5 dB (it also erodes
-    # real surfaces). With the contracted world (no aabb), 0.003 -> 0.001 gave the demo 31.08 -> 32.90 dB (240 s,
-    # 2528 -> 2033 iterations, 8.7 % occupied) and the room 27.93 -> 28.86 dB (190 s), flower 24.63 -> 24.65 and fern
-    # 22.12 -> 22.08 dB (within run-to-run noise)
-    opacity_entropy: float = 0.001
+    # otherwise fills empty space and keeps it occupied. Demo scene, 120 s, 128^3: 0 -> 38 % occupied, 0.176 s/iteration,
+    # 32.75 dB; 0.003 -> 12 %, 0.079 s, 32.85 dB; 0.01 -> 3 %, 0.072 s, but 29.5 dB (it also erodes real surfaces)
+    opacity_entropy: float = 0.003
     lr_final_ratio: float = 0.1
     # per-photo exposure: a gain and an offset per colour channel and training view, kept at zero mean over the views
     # so that the field itself renders the average exposure (what held-out views are scored against)
