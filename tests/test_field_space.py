@@ -82,6 +82,24 @@ def test_contracted_and_ndc_fields_render_a_far_wall_that_a_box_misses():
     assert render_rays(box, origins, dirs)["acc"].mean() < 0.05
 
 
+def test_inner_opacity_counts_only_what_lies_in_the_inner_cube():
+    """Training's opacity entropy for contracted fields is taken on the inner cube's part of each ray: a far wall in
+    the shell must not count, a slab inside the cube must, and the same as the whole ray's opacity."""
+    cameras = forward_cameras()
+    origins, dirs = (torch.as_tensor(a) for a in cameras.pixel_rays(2))
+    field = _wall_field(Contraction(centre=(0.0, 0.0, -3.0), half=2.0))
+    out = render_rays(field, origins, dirs, inner_opacity=True)
+    assert out["acc"].mean() > 0.95 and out["acc_inner"].max() < 0.01
+    with torch.no_grad():
+        z = field.to_world(field.vertex_positions().double())[:, 2]
+        field.density[(z > -3.3) & (z < -2.7)] = 30.0  # an opaque slab across the cube, in front of the wall
+    field.update_occupancy()
+    out = render_rays(field, origins, dirs, inner_opacity=True)
+    through = out["acc_inner"] > 0.5  # the rays that cross the slab inside the cube (not those leaving by its sides)
+    assert through.float().mean() > 0.5
+    torch.testing.assert_close(out["acc_inner"][through], out["acc"][through], atol=1e-3, rtol=0)
+
+
 def _field_of_density(config: FieldConfig, space, sigma: torch.Tensor) -> VoxelField:
     """A bounded 33^3 field over the unit cube, with the step `space` would choose, whose vertices hold density
     `sigma` (per base voxel) whatever the step and the initial opacity."""

@@ -263,10 +263,14 @@ def _segment_transmittance(alpha: torch.Tensor, ray_id: torch.Tensor, n_rays: in
 
 
 def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *, jitter: bool = False,
-                keep_samples: bool = False) -> dict:
-    """Render rays with unit `dirs`: rgb [R,3], depth [R] (expected, where opaque), acc [R] (opacity), and optionally the samples."""
+                keep_samples: bool = False, inner_opacity: bool = False) -> dict:
+    """Render rays with unit `dirs`: rgb [R,3], depth [R] (expected, where opaque), acc [R] (opacity), and optionally the
+    samples and, with `inner_opacity`, acc_inner [R]: the opacity of what the ray meets inside a contracted field's
+    inner cube (the whole ray's for other fields)."""
     n_rays = origins.shape[0]
     device = origins.device
+    inner_test = _inner_cube_test(field) if inner_opacity else None
+    inner_log_pass = torch.zeros(n_rays, device=device)
     trans = torch.ones(n_rays, device=device)  # light reaching the next chunk; carries gradients between chunks
     rgb = torch.zeros(n_rays, 3, device=device)
     depth_sum = torch.zeros(n_rays, device=device)
@@ -288,6 +292,9 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
             depth_sum = depth_sum.index_add(0, ray_id, weights * t)
             kept.append((c_ray, t.index_select(0, contributes), c_index, c_corner_w, c_w))
             trans = trans * through
+            if inner_test is not None:
+                log_pass = torch.log1p(-alpha.clamp(max=1 - 1e-7))
+                inner_log_pass = inner_log_pass.index_add(0, ray_id, log_pass * inner_test(grid))
         try:
             chunk = chunks.send(trans.detach() > TERMINATE_TRANSMITTANCE)
         except StopIteration:
@@ -295,10 +302,21 @@ def render_rays(field: VoxelField, origins: torch.Tensor, dirs: torch.Tensor, *,
     rgb = rgb + trans[:, None] * field.background_rgb()
     acc = 1 - trans
     out = {"rgb": rgb, "acc": acc, "depth": depth_sum / acc.clamp_min(1e-6)}
+    if inner_test is not None:
+        out["acc_inner"] = 1 - torch.exp(inner_log_pass)
     if keep_samples:
         c_ray, c_t, c_index, c_corner_w, c_w = (torch.cat(x) for x in zip(*kept)) if kept else _no_samples(device)
         out["samples"] = RaySamples(c_ray, c_t, c_index, c_corner_w, c_w.detach())
     return out
+
+
+def _inner_cube_test(field: VoxelField):
+    """A function of grid coordinates [M,3] giving 1.0 where a sample lies in a contracted field's inner cube (every
+    sample of other fields), else 0.0."""
+    if getattr(field.space, "kind", None) != "contraction":
+        return lambda grid: torch.ones(len(grid), device=grid.device)
+    offset, scale = field.grid_transform()
+    return lambda grid: ((grid / scale + offset).abs().amax(-1) <= 1.0).float()
 
 
 def median_depth(samples: RaySamples, n_rays: int) -> torch.Tensor:
