@@ -4,6 +4,7 @@ field renders a known scene (a coloured wall far outside the inner region) where
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from sa3d_blender.core.data.cameras import Cameras
@@ -31,10 +32,16 @@ def test_contraction_inverts_and_keeps_the_inner_cube_linear():
     assert space_from_dict(c.to_dict()) == c
 
 
-def test_ndc_rays_stay_on_their_world_rays():
+@pytest.mark.parametrize("depth_scale", [1.0, 0.4])
+def test_ndc_rays_stay_on_their_world_rays(depth_scale):
     cameras = forward_cameras()
-    space = ndc_for_cameras(cameras, near=1.0, typical_depth=1.5)
+    space = ndc_for_cameras(cameras, near=1.0, typical_depth=1.5, depth_scale=depth_scale)
     assert space_from_dict(space.to_dict()) == space
+    assert np.allclose(space.field_bbox()[:, 2], [-depth_scale, depth_scale])
+    points = torch.as_tensor(cameras.rays(np.zeros(50, int), np.linspace(0, 80, 50), np.linspace(0, 60, 50))[0]
+                             + np.random.default_rng(1).uniform([-3, -3, -60], [3, 3, -1.2], (50, 3)))
+    torch.testing.assert_close(space.to_world(space.to_field(points)), points, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(space.camera_depth(space.to_field(points)[:, 2]), -points[:, 2], rtol=1e-6, atol=1e-6)
     origins, dirs = (torch.as_tensor(a, dtype=torch.float64) for a in cameras.rays(
         np.arange(5).repeat(20), np.tile(np.linspace(0, 80, 20), 5), np.tile(np.linspace(0, 60, 20), 5)))
     o_ndc, d_ndc = space.rays_to_field(origins, dirs)

@@ -66,19 +66,22 @@ class Contraction:
 class NDCSpace:
     """NDC of a reference camera (OpenGL axes, c2w `pose`): for a point at camera-frame (x, y, z), z < 0,
     x' = -sx x / z, y' = -sy y / z, z' = 1 + 2 near / z, so z' = -1 on the near plane and 1 at infinity.
-    sx, sy are the reference camera's 2 f / W and 2 f / H; the box's x', y' range covers every camera's frustum."""
+    sx, sy are the reference camera's 2 f / W and 2 f / H; the box's x', y' range covers every camera's frustum.
+    Field space scales z' by `depth_scale`, so that a grid of cubic field-space voxels has more of them across the
+    image than along the depth, as forward-facing views need."""
 
     pose: tuple  # 4x4 camera-to-world of the reference camera, as nested tuples
     near: float
     sx: float
     sy: float
-    xy_extent: tuple[float, float]  # the box is [-ex, ex] x [-ey, ey] x [-1, 1]
+    xy_extent: tuple[float, float]  # the box is [-ex, ex] x [-ey, ey] x [-depth_scale, depth_scale]
+    depth_scale: float = 1.0
 
     kind = "ndc"
 
     def field_bbox(self) -> np.ndarray:
         ex, ey = self.xy_extent
-        return np.array([[-ex, -ey, -1.0], [ex, ey, 1.0]])
+        return np.array([[-ex, -ey, -self.depth_scale], [ex, ey, self.depth_scale]])
 
     def inner_bbox(self) -> np.ndarray:
         return self.field_bbox()
@@ -95,11 +98,16 @@ class NDCSpace:
         local = (points - centre) @ rotation
         # points at or behind the near plane's camera have no NDC: clamp their depth to just in front of it
         z = local[..., 2].clamp(max=-1e-6)
-        return torch.stack([-self.sx * local[..., 0] / z, -self.sy * local[..., 1] / z, 1 + 2 * self.near / z], -1)
+        return torch.stack([-self.sx * local[..., 0] / z, -self.sy * local[..., 1] / z,
+                            self.depth_scale * (1 + 2 * self.near / z)], -1)
+
+    def camera_depth(self, q_z):
+        """Depth in front of the reference camera (-z of its frame) of field-space z (tensor or array)."""
+        return 2 * self.near / (1 - q_z / self.depth_scale).clip(min=1e-6)
 
     def to_world(self, q: torch.Tensor) -> torch.Tensor:
         rotation, centre = self._frame(q)
-        z = 2 * self.near / (q[..., 2] - 1).clamp(max=-1e-6)
+        z = -self.camera_depth(q[..., 2])
         local = torch.stack([-q[..., 0] * z / self.sx, -q[..., 1] * z / self.sy, z], -1)
         return local @ rotation.T + centre
 
@@ -111,9 +119,10 @@ class NDCSpace:
         dz = torch.where(d[:, 2].abs() < 1e-9, torch.full_like(d[:, 2], -1e-9), d[:, 2])
         o = o + d * (-(self.near + o[:, 2]) / dz)[:, None]
         oz = o[:, 2]
-        o_ndc = torch.stack([-self.sx * o[:, 0] / oz, -self.sy * o[:, 1] / oz, 1 + 2 * self.near / oz], -1)
+        o_ndc = torch.stack([-self.sx * o[:, 0] / oz, -self.sy * o[:, 1] / oz,
+                             self.depth_scale * (1 + 2 * self.near / oz)], -1)
         d_ndc = torch.stack([-self.sx * (d[:, 0] / dz - o[:, 0] / oz), -self.sy * (d[:, 1] / dz - o[:, 1] / oz),
-                             -2 * self.near / oz], -1)
+                             -self.depth_scale * 2 * self.near / oz], -1)
         return o_ndc, d_ndc
 
     def to_dict(self) -> dict:
@@ -141,7 +150,7 @@ def space_from_dict(data: dict | None) -> FieldSpace | None:
         return Contraction(centre=tuple(data["centre"]), half=data["half"], shell=data["shell"])
     if kind == NDCSpace.kind:
         return NDCSpace(pose=tuple(tuple(r) for r in data["pose"]), near=data["near"], sx=data["sx"], sy=data["sy"],
-                        xy_extent=tuple(data["xy_extent"]))
+                        xy_extent=tuple(data["xy_extent"]), depth_scale=data.get("depth_scale", 1.0))
     raise ValueError(f"unknown field space kind {kind!r}")
 
 
@@ -151,7 +160,8 @@ def contraction_around(bbox: np.ndarray) -> Contraction:
     return Contraction(centre=tuple(float(v) for v in (lo + hi) / 2), half=float((hi - lo).max() / 2))
 
 
-def ndc_for_cameras(cameras, near: float, typical_depth: float, margin: float = 1.05) -> NDCSpace:
+def ndc_for_cameras(cameras, near: float, typical_depth: float, margin: float = 1.05,
+                    depth_scale: float = 1.0) -> NDCSpace:
     """NDC of the average camera (mean centre, mean orientation) whose box holds what every camera sees at the
     scene's `typical_depth` and beyond, out to infinity.
 
@@ -179,4 +189,4 @@ def ndc_for_cameras(cameras, near: float, typical_depth: float, margin: float = 
     q = probe.to_field(torch.as_tensor(np.concatenate(points), dtype=torch.float64)).numpy()
     ex = float(np.abs(q[:, 0]).max() * margin)
     ey = float(np.abs(q[:, 1]).max() * margin)
-    return NDCSpace(probe.pose, probe.near, probe.sx, probe.sy, (ex, ey))
+    return NDCSpace(probe.pose, probe.near, probe.sx, probe.sy, (ex, ey), float(depth_scale))

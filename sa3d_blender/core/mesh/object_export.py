@@ -197,10 +197,8 @@ MAX_DEPTH_RATIO = 3.0
 
 
 def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray) -> np.ndarray:
-    """The NDC mask without vertices deeper than MAX_DEPTH_RATIO times the object's median depth (NDC z' = 1 + 2 near
-    / z, so camera-frame depth is 2 near / (1 - z'))."""
-    q_z = field.vertex_positions()[:, 2].numpy().reshape(field.shape)
-    depth = 2.0 * field.space.near / np.clip(1.0 - q_z, 1e-9, None)
+    """The NDC mask without vertices deeper than MAX_DEPTH_RATIO times the object's median depth."""
+    depth = field.space.camera_depth(field.vertex_positions()[:, 2].numpy().reshape(field.shape))
     solid = mask & opaque
     if not solid.any():
         return mask
