@@ -21,7 +21,7 @@ from sa3d_blender.core.data.datasets import load_dataset
 from sa3d_blender.core.field.field_checkpoint import load_field, save_field
 from sa3d_blender.core.field.training import TrainSettings, train_field
 from sa3d_blender.core.segment.segmenters import load_segmenter
-from sa3d_blender.core.segment.view_cache import ViewCache, compute_view_weights
+from sa3d_blender.core.segment.view_cache import MIN_ENTRY, ViewCache, compute_view_weights
 
 TRAIN_ITERATIONS = 400
 
@@ -66,7 +66,9 @@ def test_weights_render_the_fields_opacity_and_a_linear_function_exactly(field_a
     field.update_occupancy()
     weights = compute_view_weights(field, dataset.cameras, view)
     assert weights.matrix.indices.dtype == np.int32 and weights.matrix.data.dtype == np.float32
-    # Σ_samples w · Σ corners = the rendered opacity, minus samples below the renderer's weight floor
+    # Σ_samples w · Σ corners = the rendered opacity, minus samples below the renderer's weight floor and the entries
+    # under MIN_ENTRY
+    assert weights.matrix.data.min() >= MIN_ENTRY
     opacity = weights.render(np.ones(weights.matrix.shape[1], np.float32))
     assert np.abs(opacity - weights.opacity).max() < 0.02
     assert weights.opacity.max() > 0.99  # the view sees solid matter

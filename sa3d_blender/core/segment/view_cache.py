@@ -29,7 +29,12 @@ from .segmenters import ImageEmbedding, Segmenter
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-FORMAT_VERSION = 3  # bump when the stored arrays change meaning (2: only the inner region's vertices; 3: surface)
+FORMAT_VERSION = 4  # bump when the stored arrays change meaning (2: only the inner region's vertices; 3: surface;
+# 4: no entries under MIN_ENTRY)
+# Entries (sample weight x trilinear corner weight) under this are dropped. On the foggy fox field they were 36 % of a
+# view's ~300 entries per pixel and together at most 0.0095 of any pixel's weight: a mask rendered through them moves
+# by less than a hundredth, while memory, disk and every SA3D product shrink by a third.
+MIN_ENTRY = 1e-4
 # Rendering weights kept in memory at once (least recently used views are dropped and re-read from disk). A view costs
 # about 8 bytes x 40-80 entries per pixel: 80-160 MB at the default 250 000-pixel working size.
 DEFAULT_MEMORY_MB = 1500.0
@@ -122,7 +127,9 @@ def compute_view_weights(field: VoxelField, cameras: Cameras, i: int) -> ViewWei
         cols = samples.index.reshape(-1)[keep].cpu().numpy()
         vals = (samples.weights[:, None] * samples.corner_weights).reshape(-1)[keep].cpu().numpy().astype(np.float32)
         # coo -> csr sums the duplicate (pixel, vertex) pairs that neighbouring samples produce
-        blocks.append(sp.coo_matrix((vals, (rows, cols)), shape=(len(o), n_vertices)).tocsr())
+        block = sp.coo_matrix((vals, (rows, cols)), shape=(len(o), n_vertices)).tocsr()
+        block.data[block.data < MIN_ENTRY] = 0  # dropped by _compact
+        blocks.append(block)
         depth.append(out["depth"].cpu().numpy())
         opacity.append(out["acc"].cpu().numpy())
         surface.append(median_depth(samples, len(o)).cpu().numpy())
