@@ -42,6 +42,44 @@ def test_the_nearest_triangle_wins_whatever_the_drawing_order():
         assert set(np.unique(face_id[face_id >= 0])) == {near}
 
 
+def test_many_overlapping_triangles_of_every_size_match_a_pixel_by_pixel_z_test():
+    """Against the definition, pixel by pixel: the nearest face whose closed triangle holds the pixel centre (the
+    lowest index among equally near ones), its perspective-correct weights; faces from sub-pixel to larger than the
+    image, partly off it, in one call."""
+    rng = np.random.default_rng(3)
+    width, height, n = 37, 29, 300
+    centres = rng.uniform(-5, 42, (n, 1, 2))
+    scale = np.exp(rng.uniform(np.log(0.3), np.log(60), (n, 1, 1)))
+    points = (centres + scale * rng.uniform(-1, 1, (n, 3, 2))).reshape(-1, 2)
+    depth = np.repeat(rng.integers(1, 6, n).astype(np.float64), 3) * rng.uniform(1.0, 1.01, 3 * n)
+    faces = np.arange(3 * n).reshape(n, 3)
+    face_id, bary = rasterize(points, faces, (width, height), depth=depth)
+
+    expected = np.full((height, width), -1)
+    nearest = np.full((height, width), np.inf)
+    for f in range(n):
+        a, b, c = points[faces[f]]
+        area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        if abs(area) <= 1e-12:
+            continue
+        for row in range(height):
+            for col in range(width):
+                x, y = col + 0.5, row + 0.5
+                w = np.array([(c[0] - b[0]) * (y - b[1]) - (c[1] - b[1]) * (x - b[0]),
+                              (a[0] - c[0]) * (y - c[1]) - (a[1] - c[1]) * (x - c[0]),
+                              (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0])]) / area
+                if (w >= -1e-7).all():
+                    z = 1.0 / (w / depth[faces[f]]).sum()
+                    if z < nearest[row, col]:
+                        nearest[row, col], expected[row, col] = z, f
+    np.testing.assert_array_equal(face_id, expected)
+    assert len(np.unique(expected)) > 20  # the case is not trivial: many faces show
+    covered = face_id >= 0
+    rows, cols = np.nonzero(covered)
+    z = 1.0 / (bary[covered] / depth[faces[face_id[covered]]]).sum(-1)
+    np.testing.assert_allclose(z, nearest[rows, cols], rtol=1e-4)  # weights are float32
+
+
 def _camera_looking_down_z(size: int) -> Cameras:
     c2w = np.eye(4)
     c2w[2, 3] = 2.0  # at z = 2, looking along -z at the plane z = 0
