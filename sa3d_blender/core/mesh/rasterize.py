@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 EDGE_EPSILON = -1e-7  # pixel centres on a shared edge belong to both faces: no cracks between them
+CHUNK_PIXELS = 1 << 20  # candidate pixel centres per array operation: a few 10 MB of temporaries
 
 
 def rasterize(points: np.ndarray, faces: np.ndarray, size: tuple[int, int],
@@ -49,9 +50,6 @@ def rasterize(points: np.ndarray, faces: np.ndarray, size: tuple[int, int],
     face_id.reshape(-1)[pixel_index[first]] = face[first]
     bary.reshape(-1, 3)[pixel_index[first]] = weights[first]
     return face_id, bary
-
-
-CHUNK_PIXELS = 1 << 20
 
 
 def _fragments(group: np.ndarray, side: int, corners: np.ndarray, lo: np.ndarray, hi: np.ndarray,
