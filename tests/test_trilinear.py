@@ -73,3 +73,14 @@ def test_a_gradient_pool_gives_the_gradient_of_many_lookups_summed_once():
         assert torch.allclose(pooled.grad, table.grad, atol=1e-5)
         pool.flush()  # flushed parts are gone: a second flush adds nothing
         assert torch.allclose(pooled.grad, table.grad, atol=1e-5)
+
+
+def test_a_pool_that_collected_only_empty_windows_gives_a_zero_gradient_of_the_tables_type():
+    """A step whose rays all missed the grid still flushes: its gradient must be float zeros that Adam can take."""
+    for channels in (None, 3):
+        table = torch.randn(4 * 4 * 4, *([channels] if channels else []), requires_grad=True)
+        pool = GradientPool()
+        index, weights = corner_indices(torch.zeros(0, 3), (4, 4, 4))
+        gather(table, index, weights, pool).sum().backward()
+        pool.flush()
+        assert table.grad.dtype == table.dtype and table.grad.shape == table.shape and not table.grad.any()
