@@ -14,7 +14,8 @@ from sa3d_blender.core.evaluation import reference_clicks, reference_view
 from sa3d_blender.core.field.field_checkpoint import load_field
 from sa3d_blender.core.metrics import mask_iou
 from sa3d_blender.core.segment.prompts import read_prompts
-from sa3d_blender.core.segment.sa3d import MASK_LEVEL, SceneSegmenter, nearest_first, read_object_mask, write_object_mask
+from sa3d_blender.core.segment.sa3d import (MASK_LEVEL, SceneSegmenter, nearest_first, object_pixels, read_object_mask,
+                                          write_object_mask)
 from sa3d_blender.core.segment.segmenters import load_segmenter
 from test_view_cache import tiny_field_path
 
@@ -77,7 +78,9 @@ def test_view_masks_take_sams_outline_where_it_agrees_with_the_3d_mask(scene, du
     print(f"duck test IoU: 3-D render {np.mean(raw):.3f}, outlined by SAM {np.mean(refined):.3f}")
     assert np.mean(refined) >= np.mean(raw) - 0.005 and min(refined) >= 0.7, (raw, refined)
     i = int(scene.dataset.test[0])
-    assert np.array_equal(scene.view_mask("duck", i, refine=False), scene.render_mask("duck", i) > MASK_LEVEL)
+    plain = scene.render_mask("duck", i) > MASK_LEVEL
+    assert np.array_equal(scene.view_mask("duck", i, refine=False), scene.rendered_mask("duck", i))
+    assert np.all(scene.rendered_mask("duck", i)[plain])
     h, w = truth[i].shape
     assert scene.view_mask("duck", i, size=(2 * w, 2 * h)).shape == (2 * h, 2 * w)
 
@@ -95,6 +98,28 @@ def test_a_first_mask_holding_an_object_at_another_depth_gives_way_to_the_clicke
     assert scene._without_other_surfaces(view, [joined, duck_mask], clicks, labels) is duck_mask
     assert scene._without_other_surfaces(view, [duck_mask, joined], clicks, labels) is duck_mask
     assert scene._without_other_surfaces(view, [joined, joined.copy()], clicks, labels) is joined
+
+
+def test_a_shiny_surface_keeps_the_pixels_where_its_reflection_shows_but_real_holes_stay_open():
+    """A metal tray 10 px square with a ball lying in it, a ring beside it (its hole shows the floor, seen through the
+    ring's fuzzy inner rim) and a faint fringe: where the reflection shows, the tray holds 90 % of only 40 % of the
+    pixel's light."""
+    pixel = np.ones((20, 40), dtype=np.float32)
+    tray = np.zeros_like(pixel)
+    tray[5:15, 5:15] = 0.95
+    tray[6:9, 6:9], pixel[6:9, 6:9] = 0.36, 0.4  # the reflection: half transparent, the rest of its light is far away
+    tray[11:14, 11:14] = 0.05  # the ball lying in the tray: its own light
+    ring = np.zeros_like(pixel)
+    ring[5:15, 25:35] = 0.95
+    ring[8:12, 28:32], pixel[8:12, 28:32] = 0.3, 0.5  # the ring's hole: 60 % of what light stops there is its rim's
+    tray[4, 5:15], pixel[4, 5:15] = 0.3, 0.3  # a faint fringe outside the tray's edge is not enclosed: not the tray's
+    got = object_pixels(tray, pixel)
+    assert got[6:9, 6:9].all() and got[5:15, 5:15].sum() == 100 - 9
+    assert not got[11:14, 11:14].any() and not got[4].any()
+    assert object_pixels(tray, np.ones_like(pixel))[6:9, 6:9].sum() == 0  # all the light stopped there: not the tray's
+    got = object_pixels(ring, pixel)
+    assert not got[8:12, 28:32].any() and got[5:15, 25:35].sum() == 100 - 16
+    assert np.array_equal(object_pixels(np.zeros_like(pixel), pixel), np.zeros(pixel.shape, dtype=bool))
 
 
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):
