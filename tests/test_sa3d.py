@@ -120,6 +120,8 @@ def test_a_shiny_surface_keeps_the_pixels_where_its_reflection_shows_but_real_ho
     got = object_pixels(ring, pixel)
     assert not got[8:12, 28:32].any() and got[5:15, 25:35].sum() == 100 - 16
     assert np.array_equal(object_pixels(np.zeros_like(pixel), pixel), np.zeros(pixel.shape, dtype=bool))
+    ring[8:12, 28:32], pixel[8:12, 28:32] = 0.09, 0.1  # the hole shows an empty sky: the ring's faint rim is all it stops
+    assert not object_pixels(ring, pixel)[8:12, 28:32].any()
 
 
 def test_second_object_does_not_overlap_the_first_when_exclusive(scene, duck):

@@ -51,6 +51,10 @@ MASK_LEVEL = 0.5  # render_mask threshold: the object holds more than half of th
 # tray test IoU: no filling 0.876, this 0.880; 0.7 the same; every hole pixel with a share > 0.5 0.888 but the ring
 # 0.750 -> 0.714, with a share > 0.8 0.884 (the ring's rendered mask 0.724 -> 0.719)
 REFLECTION_SHARE = 0.8
+# ... counting a pixel's stopped light as at least this much: where a hole shows an empty sky (the field's background
+# colour, no opacity), the little light the pixel stops may all be the object's fuzzy rim, and the hole is still real.
+# The tray's reflections stop 0.27-0.5; room field, tray 0.880 with this floor at 0.2 or 0.25 as without it
+REFLECTION_MIN_OPACITY = 0.2
 # Pixels per view SA3D renders and inverse-renders masks at. A view's frozen weights cost ~8 B x 60-130 entries per
 # pixel, so this sets SA3D's memory and caching time; the grid holds at most ~200 voxels across, so more pixels add
 # no 3-D detail (flower at 577x433: ~260 MB per view, at this budget ~65 MB). SAM still sees the working-size photo.
@@ -458,13 +462,14 @@ class SceneSegmenter:
 
 def object_pixels(object_opacity: np.ndarray, pixel_opacity: np.ndarray) -> np.ndarray:
     """bool [H,W]: the pixels where the object holds more than MASK_LEVEL of the light, and in the holes they enclose
-    whose pixels (median) give the object more than REFLECTION_SHARE of the light they stop, the pixels where it holds
-    more than MASK_LEVEL of that light (see SceneSegmenter.rendered_mask)."""
+    whose pixels (median) give the object more than REFLECTION_SHARE of the light they stop (at least
+    REFLECTION_MIN_OPACITY), the pixels where it holds more than MASK_LEVEL of that light (see
+    SceneSegmenter.rendered_mask)."""
     mask = object_opacity > MASK_LEVEL
     holes, count = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask)
     if count == 0:
         return mask
-    share = object_opacity / np.maximum(pixel_opacity, 1e-6)
+    share = object_opacity / np.maximum(pixel_opacity, REFLECTION_MIN_OPACITY)
     reflection = np.zeros(count + 1, dtype=bool)
     reflection[1:] = np.asarray(ndimage.median(share, holes, np.arange(1, count + 1))) > REFLECTION_SHARE
     return mask | (reflection[holes] & (share > MASK_LEVEL))
