@@ -366,7 +366,7 @@ report({**outcome, "camera": camera, "scene_camera": scene.camera.name, "other":
 """
 
 
-def test_preview_mask_shows_the_3d_mask_from_another_dataset_camera(extension_zip, tmp_path, tiny_scene):
+def test_preview_mask_shows_the_mask_segment_writes_from_another_dataset_camera(extension_zip, tmp_path, tiny_scene):
     from sa3d_blender.core.data.datasets import load_dataset
     from sa3d_blender.core.metrics import mask_iou
     from test_blender_batch import click_prompt
@@ -383,7 +383,7 @@ def test_preview_mask_shows_the_3d_mask_from_another_dataset_camera(extension_zi
     truth = dataset.ground_truth.load_mask(other) == dataset.ground_truth.object("duck").index
     shown = np.load(tmp_path / "shown.npy")
     assert shown.shape == truth.shape
-    assert mask_iou(shown, truth) > 0.8
+    assert mask_iou(shown, truth) > 0.9  # SAM's outline where it agrees with the 3-D mask, as `segment` writes it
 
 
 def test_a_textured_mesh_gets_its_uv_map_and_an_srgb_image_material(extension_zip, tmp_path, tiny_scene):

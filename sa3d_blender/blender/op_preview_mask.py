@@ -10,7 +10,7 @@ from .jobs import WorkerJobOperator
 from .op_extract import ensure_segmented
 from .op_prompt import prompt_camera
 
-MASK_OPACITY = 0.5  # the rendered mask is an opacity; the overlay shows where it is over one half
+MASK_VALUE = 0.5  # the worker's mask is 1 inside the object and 0 outside
 
 
 class SA3D_OT_preview_mask(WorkerJobOperator, bpy.types.Operator):
@@ -31,7 +31,7 @@ class SA3D_OT_preview_mask(WorkerJobOperator, bpy.types.Operator):
         name, camera_name = item.name, prompt_camera(context).name
         yield from ensure_segmented(context, item)
         rendered = yield "render_mask", {"name": name, "view": scene.objects[camera_name][VIEW_TAG]}
-        mask = np.load(rendered["path"]) > MASK_OPACITY
+        mask = np.load(rendered["path"]) > MASK_VALUE
         use_camera(scene, scene.objects[camera_name])
         overlay.show(camera_name)
         overlay.set_mask(mask)

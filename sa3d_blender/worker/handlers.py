@@ -219,10 +219,11 @@ class WorkerSession:
                 "view_status": result.view_status, "containers": scene.mask_grid.containers(name)}
 
     def render_mask(self, progress: Progress, name: str, view: str | int) -> dict:
-        """The object's opacity in `view`, at the size of the view's image file."""
+        """The object's mask in `view` (1 inside, 0 outside, float32) at the size of the view's image file: the mask
+        `segment` writes (SceneSegmenter.view_mask), so that the add-on's preview shows what the user will get."""
         scene = self._scene_segmenter()
         i = scene.view_index(view)
-        mask = scene.render_mask(name, i, size=(scene.full_cameras.width[i], scene.full_cameras.height[i]))
+        mask = scene.view_mask(name, i, size=(scene.full_cameras.width[i], scene.full_cameras.height[i]))
         return {"path": str(self._save_array(f"mask-{name}", mask.astype(np.float32)))}
 
     def extract(self, progress: Progress, name: str, out_path: str, format: str = "ply", texture: bool = True,
