@@ -434,9 +434,23 @@ class SceneSegmenter:
         share of those pixels' light 0.9 (median; 0.75-0.93 at the 10th percentile) but only 0.3-0.5 of all their
         light, which left holes in its mask. A real hole shows what lies behind it: the thin preset's ring holds 0.5-0.65
         of its hole's stopped light (its fuzzy inner rim), and a ball lying in the tray is the ball's light; neither is
-        filled (REFLECTION_SHARE)."""
+        filled (REFLECTION_SHARE).
+
+        A container counts the light of the objects nested in it as its own, then leaves them their own masks and the
+        pixels where they hold more than it does: it gave up their 3-D masks, fuzzy rims included, so along a nested
+        object's outline neither held half the light. Room field, tray test IoU 0.880 -> 0.896 (most of what it
+        missed lay within 2 pixels of the ball; 0.891 without the "more than it does"), the others unchanged;
+        look-alikes in contact count as nested too: reduced lookalike test, bunny1 0.857 -> 0.853 (0.838 without)."""
         i = self.view_index(view)
-        return object_pixels(self.render_mask(name, i), self.cache.weights(i).opacity)
+        inner = [other for other in self.mask_grid.names if name in self.mask_grid.containers(other)]
+        own = self.render_mask(name, i)
+        if not inner:
+            return object_pixels(own, self.cache.weights(i).opacity)
+        nested = [self.render_mask(other, i) for other in inner]
+        mask = object_pixels(np.minimum(own + sum(nested), 1.0), self.cache.weights(i).opacity)
+        for other, light in zip(inner, nested):
+            mask &= ~self.rendered_mask(other, i) & (own >= light)
+        return mask
 
     def view_mask(self, name: str, view: str | int, size: tuple[int, int] | None = None, refine: bool = True) -> np.ndarray:
         """The object's mask (bool) in any camera of the dataset, at the working resolution or `size`: its 3-D mask
