@@ -198,6 +198,23 @@ def test_a_forward_facing_mask_does_not_reach_to_infinity():
     assert depth.min() > 1.5 and depth.max() < 3.0, (depth.min(), depth.max())
 
 
+def test_a_forward_facing_mesh_faces_out_of_the_object():
+    """NDC mirrors space (z' grows away from the camera): the mesh made on its grid must still have its faces' normals
+    pointing out of the object in the world, towards the camera on the side the camera sees."""
+    from sa3d_blender.core.field.field_space import NDCSpace
+
+    space = NDCSpace(pose=tuple(map(tuple, np.eye(4))), near=1.0, sx=2.0, sy=2.0, xy_extent=(1.0, 1.0))
+    field = VoxelField(space.field_bbox(), (48, 48, 48), FieldConfig(), space=space)
+    q = field.vertex_positions()
+    block = (q[:, 0].abs() < 0.3) & (q[:, 1].abs() < 0.3) & (q[:, 2].abs() < 0.1)  # depth 1.8-2.2, camera at 0
+    with torch.no_grad():
+        field.density.copy_(torch.where(block, 10.0, -20.0) - field.density_shift)
+    mesh = extract_object(field, np.ones(field.shape, np.float32), ExtractionSettings(smooth_iterations=0))
+    assert mesh.is_watertight and mesh.volume > 0
+    front = mesh.triangles_center[:, 2] > mesh.bounds[1, 2] - 0.01  # the face nearest the camera, at z ~ -1.8
+    assert front.sum() > 10 and np.all(mesh.face_normals[front, 2] > 0.9)
+
+
 def test_parts_no_view_sees_are_dropped_and_seen_ones_kept():
     """A block's mesh with a small closed shell inside it (a void the fill missed) and one beside it: the views see
     the block and the one beside it, never the inner one."""
