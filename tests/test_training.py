@@ -15,6 +15,12 @@ from sa3d_blender.core.field.training import TrainSettings, evaluate_views, eval
 SMALL = dict(iterations=200, num_voxels_start=32**3, num_voxels_end=72**3, occupancy_ramp=150, min_stage_iterations=50)
 
 
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_scene):
     dataset = load_dataset(tiny_scene)
@@ -37,9 +43,8 @@ def test_held_out_views_are_scored_smaller_when_rendering_them_would_take_too_lo
     full = evaluation_dataset(dataset, field)  # 96-px views render in well under a second
     assert full.cameras.width[0] == dataset.cameras.width[0]
     pixels = int(np.sum(dataset.cameras.width[dataset.test] * dataset.cameras.height[dataset.test]))
-    start = time.perf_counter()
-    evaluate_views(field, dataset, dataset.test)
-    taken = time.perf_counter() - start
+    # the fastest of three: on a busy machine one run took over 4 times what the probe foresaw (ratio 1.0)
+    taken = min(_seconds(lambda: evaluate_views(field, dataset, dataset.test)) for _ in range(3))
     quick = evaluation_dataset(dataset, field, seconds=taken / 4)  # a quarter of the time: about half the width
     ratio = quick.cameras.width[0] / dataset.cameras.width[0]
     assert 0.3 < ratio < 0.75, (ratio, taken, pixels)
