@@ -6,7 +6,8 @@ Prompts file (--prompts P.json):
 - name: unique object name; view: a view name of the dataset (image file stem);
 - points: pixel coordinates, origin at the image's top-left corner (pixel centres at +0.5), x right, y down;
 - labels: one per point, 1 = object, 0 = background; box (optional): pixel box; mask_choice (optional): which of
-  SAM's 3 candidate masks to use on that view (default: the one SAM scores highest).
+  SAM's 3 candidate masks to use on that view (default: SAM's single mask for several clicks, its best-scored
+  candidate for one click, passed over for one that holds the clicks or stays on the clicked surface).
 Outputs in --out: <name>.npz (mask grid) per object, masks/<name>/<view>.png (rendered test-view masks at the image
 files' size) and overlays/<name>/<view>.png (the test photo with the mask tinted over it, at the working size);
 with --mesh, meshes/<name>.<format>, its photo texture meshes/<name>_texture.png and
