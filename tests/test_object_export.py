@@ -122,6 +122,29 @@ def test_an_object_is_cut_off_the_floor_it_rests_on():
     assert cut.is_watertight  # the cut is capped: the block stands on a flat base
 
 
+def test_the_base_follows_the_floor_between_vertex_layers():
+    """A block on floors a quarter of a voxel apart (a smooth floor, its level crossing between vertex layers): the
+    base moves with the floor, not in whole voxels, and stays BASE_VOXELS below the floor's level crossing."""
+    voxel = 2.0 / 63
+    bases = []
+    for k in range(5):
+        top = -0.3 + 0.25 * k * voxel
+        floor = lambda z: ((top - z) / voxel * 2.0).clamp(-20.0, 10.0)  # opacity 0.5 half a voxel above `top`
+        block = lambda x, y: (x.abs() < 0.2) & (y.abs() < 0.2)
+        field = _solid_field(lambda x, y, z: (z > -0.5) & (z < 0.1) & block(x, y))
+        p = field.vertex_positions()
+        with torch.no_grad():
+            slab = (p[:, 2] > -0.5) & ~block(p[:, 0], p[:, 1])
+            field.density[slab] = floor(p[slab, 2]) - field.density_shift
+        values = _box_values(field, [-0.25, -0.25, -0.45], [0.25, 0.25, 0.15])
+        bases.append(extract_object(field, values).bounds[0, 2])
+    steps = np.diff(bases) / voxel
+    # measured 0.21-0.29 (the floor's level crossing moves by about as much); cutting whole vertices moved the base
+    # in steps of 0 or 1 voxel
+    np.testing.assert_allclose(steps, 0.25, atol=0.1, err_msg=str(steps))
+    np.testing.assert_allclose(bases[0], -0.3 + (0.5 - BASE_VOXELS) * voxel, atol=0.1 * voxel)
+
+
 def _photos_around(field: VoxelField, height: float = 2.0, n: int = 8, size: int = 48) -> list[Photo]:
     """n views on a ring at `height` looking at the origin, with the field's first surface rendered for each."""
     angles = np.linspace(0, 2 * np.pi, n, endpoint=False)

@@ -18,7 +18,7 @@ from ..field.trilinear import gather
 from ..field.voxel_field import VoxelField
 from .interior import drop_unseen_parts, fill_unseen, visible_views, well_seen, with_unseen_inside
 from .mesh_extraction import ExtractionSettings, extract_mesh, write_mesh
-from .support_plane import RING_VOXELS, cut_below, find_support
+from .support_plane import RING_VOXELS, cap_opacity, find_support, height_above_cut
 from .texture import Photo, TexturedMesh, TextureSettings, bake_texture
 from .visual_hull import silhouette_fill
 
@@ -114,11 +114,14 @@ def extract_object(field: VoxelField, mask_grid_values: np.ndarray,
         hull = silhouette_fill(mask & (opacity > settings.level), positions, photos, silhouettes, tolerance,
                                target_others)
         mask, opacity = mask | hull, np.where(hull, np.float32(1.0), opacity)
+    cap = None
     if settings.cut_support and mask.any():
         inner = target.inner_vertices().cpu().numpy().reshape(target.shape)
-        mask = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, photos)
+        mask, cap = _without_support(target, mask, np.where(inner, opacity, 0.0), settings.level, photos)
     if surrounded and mask.any():
         opacity = fill_unseen(opacity, mask, positions, photos, tolerance, settings.level)
+    if cap is not None:
+        opacity = np.minimum(opacity, cap)  # after the fill, which makes the unseen vertices under the base opaque
     bbox = target.bbox.cpu().numpy().astype(np.float64)  # field space: the world for a bounded field
 
     def to_world(points: np.ndarray) -> np.ndarray:
@@ -221,10 +224,12 @@ def _within_object_depth(field: VoxelField, mask: np.ndarray, opaque: np.ndarray
 
 
 def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, level: float,
-                     photos: Sequence[Photo] | None) -> np.ndarray:
-    """The mask cut at the plane the object rests on, when its surroundings show one (support_plane.py); computed on
-    the grid around the mask only. The photos tell "up" (towards them) and which of the mask's matter is the object:
-    what they see of it (the floor slab under a flat tray is most of its opaque mask, and it is never seen)."""
+                     photos: Sequence[Photo] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mask, cap): when the object's surroundings show a plane it rests on (support_plane.py), the mask without what
+    lies more than a vertex below the cut, and the most opacity each vertex may keep (cap_opacity, None without a
+    plane); computed on the grid around the mask only. The photos tell "up" (towards them) and which of the mask's
+    matter is the object: what they see of it (the floor slab under a flat tray is most of its opaque mask, and it is
+    never seen)."""
     lo = np.maximum(np.argwhere(mask).min(axis=0) - RING_VOXELS - 2, 0)
     hi = np.minimum(np.argwhere(mask).max(axis=0) + RING_VOXELS + 3, field.shape)
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -242,7 +247,9 @@ def _without_support(field: VoxelField, mask: np.ndarray, opacity: np.ndarray, l
         seen[matter] = visible_views(positions[matter], photos, FILL_TOLERANCE_VOXELS * voxel) > 0
     plane = find_support(mask[crop], opacity[crop], level, positions, voxel, cameras, seen)
     if plane is None:
-        return mask
-    cut = mask.copy()
-    cut[crop] = cut_below(mask[crop], positions, plane, voxel, opacity[crop] > level)
-    return cut
+        return mask, None
+    above = height_above_cut(mask[crop], positions, plane, voxel, opacity[crop] > level)
+    cut, cap = mask.copy(), np.ones(mask.shape, dtype=np.float32)
+    cut[crop] &= above > -1.0
+    cap[crop] = cap_opacity(above, level)
+    return cut, cap
