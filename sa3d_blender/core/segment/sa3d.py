@@ -527,9 +527,8 @@ def _whole_of(single: np.ndarray, candidates: list[np.ndarray]) -> np.ndarray:
     """SAM's single mask, or where it agrees with none of `candidates` (best-scored first) and the best-scored one
     holds it, that one: the single output can be a few patches of a patterned object that no candidate is."""
     best = candidates[0]
-    if max(mask_iou(single, c) for c in candidates) < SINGLE_AGREES and (best & single).sum() >= HELD_INSIDE * single.sum():
-        return best
-    return single
+    agrees = max(mask_iou(single, c) for c in candidates) >= SINGLE_AGREES
+    return single if agrees or (best & single).sum() < HELD_INSIDE * single.sum() else best
 
 
 def write_object_mask(path: str | Path, result: ObjectResult, field_id: str) -> Path:
